@@ -1,0 +1,321 @@
+"""The WSGI middleware: plumbing shared by both cores.
+
+Calling the app, capturing ``start_response``, telling finite bodies from
+streams, ``HEAD``, ``close()`` and ``exc_info`` (PEP 3333) live here; every
+decision about headers and every byte of output comes from the core
+(``_core_py`` or its compiled twin ``_core_c``).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+from . import _core
+from ._config import Config, Settings, build_settings, initial_values
+
+Header = Tuple[str, str]
+StartResponse = Callable[..., Callable[[bytes], Any]]
+
+_EMPTY: List[bytes] = []
+
+
+def _not_bytes(chunk: object) -> TypeError:
+    return TypeError(
+        f"the WSGI application yielded a {type(chunk).__name__}, not bytes "
+        "(PEP 3333: a response body is made of byte strings)"
+    )
+
+
+class _Capture:
+    """The ``start_response`` handed to the app: it records, we send later."""
+
+    __slots__ = ("status", "headers", "exc_info", "written", "sent", "_server")
+
+    def __init__(self, server: StartResponse) -> None:
+        self.status: Optional[str] = None
+        self.headers: List[Header] = []
+        self.exc_info: Any = None
+        self.written: List[bytes] = []
+        self.sent = False
+        self._server = server
+
+    def __call__(self, status: str, headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            if self.sent:
+                # Headers already went out: let the server re-raise (PEP 3333).
+                self._server(status, headers, exc_info)
+            try:
+                self.status, self.headers, self.exc_info = status, headers, exc_info
+            finally:
+                exc_info = None  # no traceback cycle
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
+        else:
+            self.status, self.headers = status, headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()``: its bytes come first in the body."""
+        if type(data) is not bytes:
+            raise _not_bytes(data)
+        self.written.append(data)
+
+    def send(self, status: str, headers: List[Header]) -> None:
+        self.sent = True
+        self._server(status, headers, self.exc_info) if self.exc_info else self._server(status, headers)
+
+
+class _Stream:
+    """A streamed body: chunks pass through (or through a gzip stream) one by
+    one as the app makes them; ``close()`` reaches the app's iterable once."""
+
+    __slots__ = ("_pending", "_iterator", "_result", "_gzip", "_closed", "_done")
+
+    def __init__(self, pending: List[bytes], iterator: Iterator[bytes], result: Any, gzip: Any) -> None:
+        self._pending = pending
+        self._iterator = iterator
+        self._result = result
+        self._gzip = gzip
+        self._closed = False
+        self._done = False
+
+    def __iter__(self) -> "_Stream":
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        if self._pending:
+            chunk = self._pending.pop(0)
+        else:
+            try:
+                chunk = next(self._iterator)
+            except StopIteration:
+                self._done = True
+                gzip = self._gzip
+                if gzip is None:
+                    raise
+                self._gzip = None
+                return gzip.finish()
+            if type(chunk) is not bytes:
+                raise _not_bytes(chunk)
+        gzip = self._gzip
+        # PEP 3333: one value out for every value in, b"" included.
+        return chunk if gzip is None else gzip.compress(chunk)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._done = True
+        gzip, self._gzip = self._gzip, None
+        if gzip is not None:
+            gzip.close()  # hand the compressor state back
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
+
+
+def _close(result: Any) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+def _check_started(capture: _Capture) -> None:
+    if capture.status is None:
+        raise AssertionError("the WSGI application returned without calling start_response")
+
+
+def _declared_length(headers: List[Header]) -> int:
+    """The app's ``Content-Length`` as an int, -1 when absent or unreadable."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            value = value.strip()
+            return int(value) if value.isdigit() and value.isascii() else -1
+    return -1
+
+
+def _is_event_stream(headers: List[Header]) -> bool:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return value.partition(";")[0].strip(" \t").lower() == "text/event-stream"
+    return False
+
+
+class ResponseMiddleware:
+    """Give a WSGI app CORS (with preflight answers), gzip and MD5 ETags with ``304``.
+
+    ``config`` overrides the defaults and any of these keys found in the app's
+    own ``config`` dict (an Asok app has one).  ``.config`` holds every key;
+    assigning one takes effect on the next request.
+
+    Where the app's ``config`` turns Asok's own ``GZIP`` on, the middleware
+    takes compression over (the app's ``GZIP`` is set to ``False``), so a body
+    is compressed once, here.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], config: Optional[Mapping[str, Any]] = None, *, _core_module: Optional[ModuleType] = None) -> None:
+        if not callable(app):
+            raise TypeError(f"ResponseMiddleware needs a WSGI callable, got {app!r}")
+        self.app = app
+        self._core = _core.core if _core_module is None else _core_module
+        values = initial_values(app, config)
+        self._settings: Settings = build_settings(values)
+        self._config = Config(values)
+        self._version = self._config.version
+        app_config = getattr(app, "config", None)
+        if isinstance(app_config, dict) and app_config.get("GZIP") is True:
+            app_config["GZIP"] = False  # compress once, here
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, values: Mapping[str, Any]) -> None:
+        merged = initial_values(None, values)
+        self._config = Config(merged)
+        self._version = -1  # validated on the next request
+
+    @property
+    def implementation(self) -> str:
+        """``"compiled"`` or ``"python"``: the core this instance runs."""
+        return "python" if self._core.__name__.endswith("_core_py") else "compiled"
+
+    def _current(self) -> Settings:
+        config = self._config
+        version = config.version
+        if version != self._version:
+            self._settings = build_settings(config)
+            self._version = version
+        return self._settings
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        settings = self._settings if self._config.version == self._version else self._current()
+        if not settings.active:
+            return self.app(environ, start_response)
+        core = self._core
+        method = environ.get("REQUEST_METHOD")
+        if (
+            method == "OPTIONS"
+            and settings.cors
+            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+            and "HTTP_ORIGIN" in environ
+        ):
+            start_response("204 No Content", core.preflight(settings, environ))
+            return _EMPTY
+
+        app_environ = environ
+        if method == "HEAD":
+            # Run the app as for GET, so that HEAD gets exactly GET's headers
+            # (Content-Length, ETag, Content-Encoding); the body is dropped.
+            app_environ = environ.copy()
+            app_environ["REQUEST_METHOD"] = "GET"
+        capture = _Capture(start_response)
+        result = self.app(app_environ, capture)
+        return self._finish(settings, core, environ, method == "HEAD", capture, result)
+
+    def _finish(self, settings: Settings, core: ModuleType, environ: dict, head: bool, capture: _Capture, result: Any) -> Iterable[bytes]:
+        """Buffer or stream ``result``, closing it exactly once on every path."""
+        if type(result) is list or type(result) is tuple:
+            try:
+                _check_started(capture)
+                body = self._join(capture.written, result)
+            finally:
+                _close(result)
+            return self._send(settings, core, environ, head, capture, body)
+
+        pending = capture.written
+        try:
+            iterator = iter(result)
+            file_wrapper = environ.get("wsgi.file_wrapper")
+            if file_wrapper is not None and isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
+                _check_started(capture)
+                may_compress = False
+                buffer = False
+            else:
+                # PEP 3333 lets an app call start_response as late as its first chunk.
+                while capture.status is None:
+                    chunk = next(iterator, None)
+                    if chunk is None:
+                        _check_started(capture)
+                    if type(chunk) is not bytes:
+                        raise _not_bytes(chunk)
+                    pending.append(chunk)
+                may_compress = True
+                headers = capture.headers
+                length = _declared_length(headers)
+                buffer = 0 <= length <= settings.buffer_max and not _is_event_stream(headers)
+                if buffer:
+                    for chunk in iterator:
+                        if type(chunk) is not bytes:
+                            raise _not_bytes(chunk)
+                        pending.append(chunk)
+        except BaseException:
+            _close(result)
+            raise
+        if buffer:
+            _close(result)
+            return self._send(settings, core, environ, head, capture, b"".join(pending))
+        return self._stream(settings, core, environ, head, capture, result, iterator, pending, may_compress)
+
+    @staticmethod
+    def _join(written: List[bytes], result: Any) -> bytes:
+        if len(result) == 1 and not written:
+            body = result[0]
+            if type(body) is not bytes:
+                raise _not_bytes(body)
+            return body
+        for chunk in result:
+            if type(chunk) is not bytes:
+                raise _not_bytes(chunk)
+        return b"".join(written + list(result)) if written else b"".join(result)
+
+    @staticmethod
+    def _send(settings: Settings, core: ModuleType, environ: dict, head: bool, capture: _Capture, body: bytes) -> List[bytes]:
+        status, headers, body = core.respond(settings, environ, capture.status, capture.headers, body)
+        capture.send(status, headers)
+        if head or not body:
+            return _EMPTY
+        return [body]
+
+    @staticmethod
+    def _stream(
+        settings: Settings,
+        core: ModuleType,
+        environ: dict,
+        head: bool,
+        capture: _Capture,
+        result: Any,
+        iterator: Iterator[bytes],
+        pending: List[bytes],
+        may_compress: bool,
+    ) -> Iterable[bytes]:
+        try:
+            status, headers, mode = core.respond_stream(settings, environ, capture.status, capture.headers, may_compress)
+            gzip = core.GzipStream(settings.gzip_level) if mode == core.STREAM_GZIP and not head else None
+        except BaseException:
+            _close(result)
+            raise
+        if head or mode == core.STREAM_EMPTY:
+            try:
+                capture.send(status, headers)
+            finally:
+                _close(result)  # closed unread: no body byte goes out
+            return _EMPTY
+        if mode == core.STREAM_PASS and not pending and not may_compress:
+            try:
+                capture.send(status, headers)
+            except BaseException:
+                _close(result)
+                raise
+            return result  # wsgi.file_wrapper: the server keeps its zero-copy path
+        stream = _Stream(pending, iterator, result, gzip)
+        try:
+            capture.send(status, headers)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
