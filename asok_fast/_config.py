@@ -7,6 +7,7 @@ config dict and never repeat work that only depends on the configuration.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Pattern, Tuple
 
@@ -137,10 +138,15 @@ def build_settings(values: Mapping[str, Any]) -> Settings:
     unknown = [key for key in values if key not in KEYS]
     if unknown:
         raise ValueError(
-            f"unknown asok_fast config key {sorted(unknown)[0]!r}; known keys: "
+            f"unknown asok_fast config key {min(unknown, key=repr)!r}; known keys: "
             + ", ".join(sorted(KEYS))
         )
-    return Settings(values)
+    # A key deleted from .config (del, pop, clear) means its default again, as an
+    # absent key does in Asok; not a bare KeyError on every later request.
+    return Settings({**DEFAULTS, **values})
+
+
+_VERSIONS = itertools.count()
 
 
 class Config(dict):
@@ -156,10 +162,12 @@ class Config(dict):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.version = 0
+        self.version = next(_VERSIONS)
 
     def _changed(self) -> None:
-        self.version += 1
+        # Unique across instances: a Config assigned to replace another never
+        # shares a version with it.
+        self.version = next(_VERSIONS)
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)

@@ -8,6 +8,7 @@ to pure Python with one ``RuntimeWarning`` naming the cause.
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import warnings
@@ -44,7 +45,11 @@ def _select() -> "tuple[ModuleType, str]":
     if platform.python_implementation() != "CPython":
         return _core_py, "python"
     try:
-        from . import _core_c
+        # import_module, not "from . import _core_c": inside the package's own
+        # import, a missing module would read "cannot import name '_core_c' from
+        # partially initialized module ... (most likely due to a circular
+        # import)" instead of "No module named 'asok_fast._core_c'".
+        _core_c = importlib.import_module("._core_c", __package__)
     except Exception as exc:  # ImportError, or a broken build failing at init
         warnings.warn(
             f"asok_fast: the compiled core could not be loaded ({type(exc).__name__}: {exc}); "

@@ -322,7 +322,7 @@ class _AppHeaders:
         "cache_control",
         "etag",
         "last_modified",
-        "has_acao",
+        "has_cors",
         "vary",
         "content_length",
     )
@@ -334,7 +334,7 @@ class _AppHeaders:
         self.cache_control: List[str] = []
         self.etag: Optional[str] = None
         self.last_modified: Optional[str] = None
-        self.has_acao = False
+        self.has_cors = False  # the app set an Access-Control-* header itself
         self.vary: List[str] = []
         self.content_length: Optional[str] = None
         for header in headers:
@@ -362,8 +362,8 @@ class _AppHeaders:
             elif lname == "last-modified":
                 if self.last_modified is None:
                     self.last_modified = value
-            elif lname == "access-control-allow-origin":
-                self.has_acao = True
+            elif lname.startswith("access-control-"):
+                self.has_cors = True
             kept.append(header)
         self.kept = kept
 
@@ -385,7 +385,7 @@ def _finish_headers(
             out.append(("Vary", merged))
     elif app.vary:
         out.append(("Vary", app.vary[0]))
-    if settings.cors != CORS_OFF and not app.has_acao:
+    if settings.cors != CORS_OFF and not app.has_cors:
         _cors(settings, environ, out)
 
 

@@ -18,6 +18,7 @@ Header = Tuple[str, str]
 StartResponse = Callable[..., Callable[[bytes], Any]]
 
 _EMPTY: List[bytes] = []
+_END = object()  # next()'s default: the app's iterable is exhausted
 
 
 def _not_bytes(chunk: object) -> TypeError:
@@ -43,8 +44,13 @@ class _Capture:
     def __call__(self, status: str, headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None:
             if self.sent:
-                # Headers already went out: let the server re-raise (PEP 3333).
-                self._server(status, headers, exc_info)
+                # Our headers (gzip or not) are committed to the server, even if
+                # it has not written them yet: they cannot change now, so re-raise
+                # as PEP 3333 says a server must once headers are sent.
+                try:
+                    raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
             try:
                 self.status, self.headers, self.exc_info = status, headers, exc_info
             finally:
@@ -162,9 +168,11 @@ class ResponseMiddleware:
         self.app = app
         self._core = _core.core if _core_module is None else _core_module
         values = initial_values(app, config)
-        self._settings: Settings = build_settings(values)
+        settings = build_settings(values)
         self._config = Config(values)
-        self._version = self._config.version
+        # (config version, settings built from it): one attribute, so that a
+        # thread never pairs one version with another version's settings.
+        self._state: Tuple[int, Settings] = (self._config.version, settings)
         app_config = getattr(app, "config", None)
         if isinstance(app_config, dict) and app_config.get("GZIP") is True:
             app_config["GZIP"] = False  # compress once, here
@@ -175,25 +183,27 @@ class ResponseMiddleware:
 
     @config.setter
     def config(self, values: Mapping[str, Any]) -> None:
-        merged = initial_values(None, values)
-        self._config = Config(merged)
-        self._version = -1  # validated on the next request
+        self._config = Config(initial_values(None, values))  # validated on the next request
 
     @property
     def implementation(self) -> str:
         """``"compiled"`` or ``"python"``: the core this instance runs."""
         return "python" if self._core.__name__.endswith("_core_py") else "compiled"
 
-    def _current(self) -> Settings:
+    def _rebuild(self) -> Settings:
         config = self._config
-        version = config.version
-        if version != self._version:
-            self._settings = build_settings(config)
-            self._version = version
-        return self._settings
+        version = config.version  # read before the copy: a later change rebuilds again
+        # Validate a snapshot (one C-level copy, atomic under the GIL), not the
+        # live dict: a concurrent update() must not leave half-old, half-new
+        # settings (or a spurious "*"+credentials error) for this request.
+        settings = build_settings(dict(config))
+        self._state = (version, settings)
+        return settings
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        settings = self._settings if self._config.version == self._version else self._current()
+        version, settings = self._state
+        if self._config.version != version:
+            settings = self._rebuild()
         if not settings.active:
             return self.app(environ, start_response)
         core = self._core
@@ -219,7 +229,7 @@ class ResponseMiddleware:
 
     def _finish(self, settings: Settings, core: ModuleType, environ: dict, head: bool, capture: _Capture, result: Any) -> Iterable[bytes]:
         """Buffer or stream ``result``, closing it exactly once on every path."""
-        if type(result) is list or type(result) is tuple:
+        if isinstance(result, (list, tuple)):  # subclasses too (SPEC: "a list or tuple")
             try:
                 _check_started(capture)
                 body = self._join(capture.written, result)
@@ -238,9 +248,10 @@ class ResponseMiddleware:
             else:
                 # PEP 3333 lets an app call start_response as late as its first chunk.
                 while capture.status is None:
-                    chunk = next(iterator, None)
-                    if chunk is None:
+                    chunk = next(iterator, _END)
+                    if chunk is _END:
                         _check_started(capture)
+                        break  # start_response called, then no chunk: an empty body
                     if type(chunk) is not bytes:
                         raise _not_bytes(chunk)
                     pending.append(chunk)
