@@ -1,19 +1,32 @@
 """``asok-fast`` / ``python -m asok_fast``: the command line.
 
-``asok-fast info`` prints what is installed and which core runs.
+* ``asok-fast serve [MODULE:APP]`` - serve a WSGI app (or the built-in demo)
+  wrapped by ResponseMiddleware on a production server;
+* ``asok-fast info`` - version, implementation, zlib, Python, build details;
+* ``asok-fast bench`` - the benchmark workloads, interleaved, as one table.
+
+Each subcommand lives in its own module and is imported only when used, so
+``info`` needs nothing beyond the standard library.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import sys
 import sysconfig
 import zlib
 from typing import List, Optional
 
+# command -> (module, help); the module has add_arguments(parser) and run(args) -> int
+_COMMANDS = {
+    "serve": ("asok_fast._serve", "serve a WSGI app (default: the demo) wrapped by ResponseMiddleware"),
+    "bench": ("asok_fast.benchmarks.runner", "run the benchmark workloads side by side and print one table"),
+}
 
-def _info() -> int:
+
+def _info(args: argparse.Namespace) -> int:
     import asok_fast
     from asok_fast import _core
 
@@ -44,12 +57,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         description="CORS, gzip and MD5 ETags for any WSGI app, with a compiled core.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("info", help="version, implementation, zlib, Python and build details")
-    args = parser.parse_args(argv)
+    info = commands.add_parser("info", help="version, implementation, zlib, Python and build details")
+    info.set_defaults(run=_info)
+    for name, (module_name, help_text) in _COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, add_help=False)
+        sub.set_defaults(module=module_name)
+    # Parse in two steps so that a subcommand's own options are defined by its
+    # module, imported only when that subcommand runs.
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
     if args.command == "info":
-        return _info()
-    parser.print_help()
-    return 2
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return args.run(args)
+    module = importlib.import_module(args.module)
+    sub = argparse.ArgumentParser(prog=f"asok-fast {args.command}", description=_COMMANDS[args.command][1])
+    module.add_arguments(sub)
+    return int(module.run(sub.parse_args(rest)) or 0)
 
 
 if __name__ == "__main__":

@@ -321,6 +321,7 @@ class _AppHeaders:
         "encoded",
         "cache_control",
         "etag",
+        "etag_raw",
         "last_modified",
         "has_cors",
         "vary",
@@ -332,7 +333,8 @@ class _AppHeaders:
         self.content_type: Optional[str] = None
         self.encoded = False  # a Content-Encoding other than identity
         self.cache_control: List[str] = []
-        self.etag: Optional[str] = None
+        self.etag: Optional[str] = None  # the app's tag as an entity-tag
+        self.etag_raw: Optional[str] = None  # the app's tag as it wrote it
         self.last_modified: Optional[str] = None
         self.has_cors = False  # the app set an Access-Control-* header itself
         self.vary: List[str] = []
@@ -357,8 +359,9 @@ class _AppHeaders:
             elif lname == "cache-control":
                 self.cache_control.append(value)
             elif lname == "etag":
-                if self.etag is None:
-                    self.etag = value
+                if self.etag_raw is None:
+                    self.etag_raw = value
+                    self.etag = _normalize_etag(value)
             elif lname == "last-modified":
                 if self.last_modified is None:
                     self.last_modified = value
@@ -389,6 +392,22 @@ def _finish_headers(
         _cors(settings, environ, out)
 
 
+def _normalize_etag(value: str) -> str:
+    """The app's ``ETag`` as an RFC 9110 entity-tag.
+
+    Some apps (Asok's static files among them) send a bare ``abc123``; it is
+    quoted, so that the tag we send is one a client can send back and match.
+    A value beyond repair is left as it is (and simply never matches).
+    """
+    tag = value.strip(_OWS)
+    opaque = tag[2:] if tag.startswith("W/") else tag
+    if len(opaque) >= 2 and opaque[0] == '"' and opaque[-1] == '"':
+        return tag
+    if tag and '"' not in tag and tag.isascii() and tag.isprintable() and " " not in tag:
+        return f'"{tag}"'
+    return value
+
+
 def _weaken(tag: str) -> str:
     return tag if tag.startswith("W/") else "W/" + tag
 
@@ -409,7 +428,7 @@ def _not_modified(
     vary_encoding: bool,
 ) -> Tuple[str, List[Header]]:
     """The ``304``: the 200's headers less the representation metadata."""
-    out = [h for h in _with_etag(app.kept, app.etag, app_etag) if h[0].lower() not in _NOT_IN_304]
+    out = [h for h in _with_etag(app.kept, app.etag_raw, app_etag) if h[0].lower() not in _NOT_IN_304]
     if our_etag is not None:
         out.append(("ETag", our_etag))
     _finish_headers(settings, environ, app, out, vary_encoding)
@@ -509,7 +528,7 @@ def respond(
             status, out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
             return status, out, b""
 
-    out = _with_etag(app.kept, app.etag, app_etag)
+    out = _with_etag(app.kept, app.etag_raw, app_etag)
     if compress:
         body = gzip_compress(body, settings.gzip_level)
         out.append(("Content-Encoding", "gzip"))
@@ -559,7 +578,7 @@ def respond_stream(
             status, out = _not_modified(settings, environ, app, app_etag, None, eligible)
             return status, out, STREAM_EMPTY
 
-    out = _with_etag(app.kept, app.etag, app_etag)
+    out = _with_etag(app.kept, app.etag_raw, app_etag)
     if compress:
         out.append(("Content-Encoding", "gzip"))
     elif app.content_length is not None:
