@@ -98,6 +98,9 @@ class _Stream:
             try:
                 chunk = next(self._iterator)
             except StopIteration:
+                if self._pending:  # write() during the last next(): send that first
+                    self._iterator = iter(())
+                    return self.__next__()
                 self._done = True
                 gzip = self._gzip
                 if gzip is None:
@@ -106,6 +109,11 @@ class _Stream:
                 return gzip.finish()
             if type(chunk) is not bytes:
                 raise _not_bytes(chunk)
+            if self._pending:
+                # write() while this chunk was made: its bytes come out first
+                # (PEP 3333: written data counts as if yielded, in order).
+                self._pending.append(chunk)
+                chunk = self._pending.pop(0)
         gzip = self._gzip
         # PEP 3333: one value out for every value in, b"" included.
         return chunk if gzip is None else gzip.compress(chunk)
