@@ -86,6 +86,19 @@ def md5_hex(data: bytes) -> str:
     return _md5(data).hexdigest()
 
 
+def _check_level(level: int) -> int:
+    """1 to 9 (``-1``, zlib's default, means 6).  Parity: ``_core_c._check_level``.
+
+    Level 0 is refused: stored blocks depend on output buffer sizes, so their
+    bytes could differ between the twins.
+    """
+    if level == -1:
+        return 6
+    if 1 <= level <= 9:
+        return level
+    raise ValueError(f"invalid gzip compression level {level}: expected 1 to 9")
+
+
 def gzip_compress(data: bytes, level: int) -> bytes:
     """``data`` as one gzip member framed by zlib with window bits 31.
 
@@ -93,7 +106,7 @@ def gzip_compress(data: bytes, level: int) -> bytes:
     Z_DEFAULT_STRATEGY) and one deflate(Z_FINISH); ``compressobj`` uses the
     same parameters, so the bytes are the same for the same zlib.
     """
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    compressor = zlib.compressobj(_check_level(level), zlib.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()
 
 
@@ -109,7 +122,7 @@ class GzipStream:
     __slots__ = ("_compressor",)
 
     def __init__(self, level: int) -> None:
-        self._compressor: Optional["zlib._Compress"] = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._compressor: Optional["zlib._Compress"] = zlib.compressobj(_check_level(level), zlib.DEFLATED, 31)
 
     def compress(self, chunk: bytes) -> bytes:
         """Compress and flush one chunk; ``b""`` in gives ``b""`` out."""
@@ -269,6 +282,9 @@ def _cache_control_has(values: List[str], directive: str) -> bool:
 
 
 def _status_code(status: str) -> int:
+    """The status line's code, 0 when the line is not one we can reason about."""
+    if type(status) is not str:
+        raise TypeError(f"status must be a str such as '200 OK' (PEP 3333), got {status!r}")
     code = status[:3]
     if len(status) < 3 or not code.isdigit() or not code.isascii() or (len(status) > 3 and status[3] != " "):
         return 0
@@ -312,6 +328,14 @@ def _merge_vary(values: List[str], tokens: List[str]) -> Optional[str]:
     return ", ".join(merged)
 
 
+def _bad_header(name: object, value: object) -> TypeError:
+    """PEP 3333: header names and values are ``str`` (shared by both twins)."""
+    return TypeError(
+        f"response header {name!r}: {value!r} is not a (str, str) pair "
+        f"(got {type(name).__name__}, {type(value).__name__}; PEP 3333 wants str)"
+    )
+
+
 class _AppHeaders:
     """The app's headers, read in one pass: what the decisions need."""
 
@@ -341,6 +365,8 @@ class _AppHeaders:
         self.content_length: Optional[str] = None
         for header in headers:
             name, value = header
+            if type(name) is not str or type(value) is not str:
+                raise _bad_header(name, value)
             lname = name.lower()
             if lname == "content-length":
                 if self.content_length is None:

@@ -1,0 +1,1401 @@
+"""Compiled core of asok_fast: the Cython twin of ``asok_fast._core_py``.
+
+``_core_py`` is the reference: every name here gives byte-identical results
+for the same arguments.  Directives (language_level=3, embedsignature) live in
+setup.py only; boundscheck and wraparound keep their defaults (on).
+
+Sections:
+  1. C declarations and build-time tunables
+  2. Buffer access
+  3. MD5 (ETag digests)
+  4. zlib: errors, stream lifetime and the deflate driver
+  5. zlib: the pool of idle deflate states
+  6. zlib: one-shot gzip (gzip_compress)
+  7. zlib: streaming gzip (GzipStream)
+  8. zlib: version
+"""
+
+# =============================================================================
+# 1. C declarations and build-time tunables
+# =============================================================================
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE, _PyBytes_Resize
+from cpython.object cimport PyObject
+from cpython.pythread cimport (
+    WAIT_LOCK,
+    PyThread_acquire_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+    PyThread_type_lock,
+)
+from cpython.ref cimport Py_DECREF, Py_XDECREF
+from libc.limits cimport UINT_MAX
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from asok_fast._zlib cimport (
+    Z_BUF_ERROR,
+    Z_DEFAULT_STRATEGY,
+    Z_DEFLATED,
+    Z_FINISH,
+    Z_MEM_ERROR,
+    Z_NO_FLUSH,
+    Z_OK,
+    Z_STREAM_END,
+    Z_STREAM_ERROR,
+    Z_SYNC_FLUSH,
+    Z_VERSION_ERROR,
+    Bytef,
+    deflate,
+    deflateBound,
+    deflateEnd,
+    deflateInit2,
+    deflateReset,
+    uLong,
+    z_stream,
+    zlibVersion,
+)
+
+import os
+import zlib as _pyzlib
+
+cdef extern from "_md5.h" nogil:
+    void asokfast_md5(const unsigned char* data, size_t length, unsigned char* out)
+    void asokfast_md5_hex(const unsigned char* data, size_t length, char* out)
+
+cdef extern from "Python.h":
+    # The raw form, so that the result can go through _PyBytes_Resize.
+    PyObject* _bytes_alloc "PyBytes_FromStringAndSize"(const char* v, Py_ssize_t n) except NULL
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+cdef extern from *:
+    """
+    /* Tunables.  Each may be overridden at build time, e.g.
+     *   CFLAGS=-DASOKFAST_MD5_NOGIL_MIN=0
+     * which is how they were measured (builds that always / never release
+     * the GIL, compared on 2 cores); the defaults are the measured choices.
+     *   ASOKFAST_MD5_NOGIL_MIN      hash with the GIL released from this many
+     *       bytes on.  Two threads hashing 2 KiB bodies: +35% calls/s with
+     *       release; 1 KiB: -8%..+17% (noise); release costs ~0.1 us a call.
+     *   ASOKFAST_DEFLATE_NOGIL_MIN  same for deflate, in input bytes.  A
+     *       deflate call costs >= 7 us, so release is free; two threads at
+     *       1 KiB: +9%..+45%, 2 KiB: +82%; below 1 KiB gains were mixed.
+     *   ASOKFAST_POOL_MAX           idle deflate states kept per level.
+     */
+    #ifndef ASOKFAST_MD5_NOGIL_MIN
+    #define ASOKFAST_MD5_NOGIL_MIN 2048
+    #endif
+    #ifndef ASOKFAST_DEFLATE_NOGIL_MIN
+    #define ASOKFAST_DEFLATE_NOGIL_MIN 1024
+    #endif
+    #ifndef ASOKFAST_POOL_MAX
+    #define ASOKFAST_POOL_MAX 8
+    #endif
+    #define ASOKFAST_POOL_SLOTS (ASOKFAST_POOL_MAX > 0 ? ASOKFAST_POOL_MAX : 1)
+    """
+    const unsigned long long ASOKFAST_MD5_NOGIL_MIN
+    const unsigned long long ASOKFAST_DEFLATE_NOGIL_MIN
+    enum:
+        ASOKFAST_POOL_MAX
+        ASOKFAST_POOL_SLOTS
+
+# gzip framing as zlib does it: window bits 15 + 16 selects the gzip wrapper
+# (RFC 1952 header with mtime 0, no name, OS byte from zlib's build; CRC-32
+# and size trailer).  8 is zlib's DEF_MEM_LEVEL, what compressobj uses.
+# Parity: _core_py.gzip_compress / GzipStream use compressobj(level,
+# DEFLATED, 31), i.e. exactly these parameters.
+cdef enum:
+    _GZIP_WBITS = 31        # MAX_WBITS (15) + 16
+    _MEM_LEVEL = 8
+    _LEVELS = 10            # pool slots indexed by level (1..9; 0 unused)
+
+# Exposed for tests and measurements only.
+_MD5_NOGIL_MIN = ASOKFAST_MD5_NOGIL_MIN
+_DEFLATE_NOGIL_MIN = ASOKFAST_DEFLATE_NOGIL_MIN
+_POOL_MAX = ASOKFAST_POOL_MAX
+
+# The same public names as _core_py (tests/test_selector.py checks).
+__all__ = [
+    "STREAM_PASS",
+    "STREAM_GZIP",
+    "STREAM_EMPTY",
+    "GzipStream",
+    "accepts_gzip",
+    "gzip_compress",
+    "is_compressible",
+    "md5_hex",
+    "origin_allowed",
+    "parse_if_none_match",
+    "preflight",
+    "respond",
+    "respond_stream",
+]
+
+
+# =============================================================================
+# 2. Buffer access
+# =============================================================================
+# bytes (the common case) is read in place; any other C-contiguous buffer
+# (bytearray, memoryview, ...) goes through the buffer protocol, which also
+# pins it (a bytearray cannot be resized while exported), so the GIL may be
+# released over it.  str and other non-buffers raise TypeError, as hashlib
+# and zlib do.
+
+cdef inline int _get_buffer(object data, Py_buffer* view,
+                            const unsigned char** ptr, size_t* length) except -1:
+    """Point at data's bytes.  Returns 1 when view must be released."""
+    if PyBytes_Check(data):
+        ptr[0] = <const unsigned char*>PyBytes_AS_STRING(data)
+        length[0] = <size_t>PyBytes_GET_SIZE(data)
+        return 0
+    PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    ptr[0] = <const unsigned char*>view.buf
+    length[0] = <size_t>view.len
+    return 1
+
+
+# =============================================================================
+# 3. MD5 (ETag digests)
+# =============================================================================
+# The digest itself is C (_md5.h, RFC 1321).  Releasing the GIL costs more
+# than it saves on small bodies; from ASOKFAST_MD5_NOGIL_MIN on other threads
+# run while we hash (measured, see section 1; CPython's hashlib draws the
+# line at 2 KiB too).
+
+cdef void _md5_hex_into(const unsigned char* data, size_t length, char* out) noexcept nogil:
+    """Write the 32 lower-case hex digits of MD5(data[:length]) to out[0:32]."""
+    asokfast_md5_hex(data, length, out)
+
+
+cdef void _md5_hex_auto(const unsigned char* data, size_t length, char* out) noexcept:
+    """_md5_hex_into for a caller holding the GIL; releases it on large input.
+
+    data must stay valid meanwhile (a bytes object we hold, or a buffer view).
+    """
+    if length >= ASOKFAST_MD5_NOGIL_MIN:
+        with nogil:
+            _md5_hex_into(data, length, out)
+    else:
+        _md5_hex_into(data, length, out)
+
+
+def md5_hex(data):
+    """32 lower-case hex digits of the MD5 of data (bytes or a buffer)."""
+    cdef char out[32]
+    cdef Py_buffer view
+    cdef const unsigned char* ptr
+    cdef size_t length
+    if _get_buffer(data, &view, &ptr, &length):
+        try:
+            _md5_hex_auto(ptr, length, out)
+        finally:
+            PyBuffer_Release(&view)
+    else:
+        _md5_hex_auto(ptr, length, out)
+    return out[:32].decode("ascii")
+
+
+# =============================================================================
+# 4. zlib: errors, stream lifetime and the deflate driver
+# =============================================================================
+
+cdef int _check_level(int level) except -1:
+    """The pool key for a compression level (1 to 9; -1 means 6).
+
+    Level 0 is refused: stored blocks are cut to the output room deflate is
+    given, so their bytes depend on buffer sizes and could not match the
+    Python twin's.
+    """
+    if level == -1:             # Z_DEFAULT_COMPRESSION is level 6
+        return 6
+    if 1 <= level <= 9:
+        return level
+    raise ValueError(f"invalid gzip compression level {level}: expected 1 to 9")
+
+
+cdef object _zlib_error(z_stream* zs, int rc, str action):
+    """The exception compressobj would raise for rc (zlib.error, MemoryError)."""
+    cdef const char* msg = NULL
+    if rc == Z_MEM_ERROR:
+        return MemoryError(f"Out of memory while {action}")
+    if rc == Z_VERSION_ERROR:
+        return _pyzlib.error(f"Error {rc} {action}: library version mismatch")
+    if zs != NULL:
+        msg = zs.msg
+    if msg != NULL:
+        text = (<bytes>msg).decode("latin-1")
+    elif rc == Z_STREAM_ERROR:
+        text = "inconsistent stream state"
+    elif rc == Z_BUF_ERROR:
+        text = "incomplete or truncated stream"
+    else:
+        text = "unknown error"
+    return _pyzlib.error(f"Error {rc} {action}: {text}")
+
+
+cdef z_stream* _zs_new(int level) except NULL:
+    """A fresh gzip deflate state on the heap.
+
+    Heap, not an object field: zlib's internal state keeps a pointer back to
+    its z_stream (deflateStateCheck compares them), so the struct must never
+    move while the state lives, including while it waits in the pool.
+    """
+    cdef z_stream* zs = <z_stream*>malloc(sizeof(z_stream))
+    cdef int rc
+    if zs == NULL:
+        raise MemoryError()
+    memset(zs, 0, sizeof(z_stream))     # zalloc, zfree, opaque = Z_NULL
+    rc = deflateInit2(zs, level, Z_DEFLATED, _GZIP_WBITS, _MEM_LEVEL, Z_DEFAULT_STRATEGY)
+    if rc != Z_OK:
+        exc = _zlib_error(zs, rc, "while creating compression object")
+        free(zs)
+        raise exc
+    return zs
+
+
+cdef void _zs_free(z_stream* zs) noexcept nogil:
+    """End a deflate state and free its struct; the one place states die."""
+    deflateEnd(zs)          # Z_DATA_ERROR for an unfinished stream: still freed
+    free(zs)
+
+
+cdef inline int _deflate_call(z_stream* zs, int mode, bint release) noexcept:
+    cdef int rc
+    if release:
+        with nogil:
+            rc = deflate(zs, mode)
+    else:
+        rc = deflate(zs, mode)
+    return rc
+
+
+cdef size_t _out_bound(z_stream* zs, size_t length) noexcept:
+    """Output room for length more input bytes, deflateBound where it applies."""
+    if length <= UINT_MAX:          # fits uLong everywhere (32-bit on Windows)
+        return <size_t>deflateBound(zs, <uLong>length)
+    return length + (length >> 12) + (length >> 14) + (length >> 25) + 64
+
+
+cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
+                        bint feed, int flush):
+    """Run deflate over src[:length]; return what it writes, as one bytes.
+
+    feed true (one chunk of a stream): the calls compressobj makes for
+    ``compress(data) + flush(flush)``: deflate(Z_NO_FLUSH) until the input is
+    consumed, then deflate(flush) until it leaves output room unused.
+    feed false, with input (a whole body): deflate(flush) with all the input
+    at once -- for a fresh stream, flush Z_FINISH and a deflateBound-sized
+    buffer this is ONE call returning Z_STREAM_END.  deflate's output does not
+    depend on how input and output room are split across calls at levels
+    1-9 (its blocks end where its symbol buffer fills), so the bytes equal
+    compressobj's; tests check every level.  Input over 4 GiB goes through in
+    pieces (avail_in is 32-bit), all but the last with Z_NO_FLUSH.
+    feed false, no input: just deflate(flush) (compressobj.flush()).
+
+    The GIL is released around each deflate call when length is at least
+    ASOKFAST_DEFLATE_NOGIL_MIN; src must stay valid meanwhile.  On error the
+    stream is in an unknown state: the caller frees it, never pools it.
+    """
+    cdef PyObject* out = NULL
+    cdef bytes result
+    cdef char* buf
+    cdef size_t cap, used = 0, left = length, piece, room, grow
+    cdef int rc = Z_OK, mode
+    cdef bint release = length >= ASOKFAST_DEFLATE_NOGIL_MIN
+    cdef bint flushing = False
+
+    # Sync flush marker, block header bits already pending: a little slack
+    # beyond the bound keeps a chunk to one pass.
+    cap = _out_bound(zs, length) + (16 if feed or length == 0 else 0)
+    if cap > <size_t>PY_SSIZE_T_MAX:
+        raise OverflowError("input too large to compress")
+    out = _bytes_alloc(NULL, <Py_ssize_t>cap)
+    try:
+        buf = PyBytes_AS_STRING(<object>out)
+        zs.next_in = NULL
+        zs.avail_in = 0
+        while True:
+            if zs.avail_in == 0 and left:
+                piece = left if left <= UINT_MAX else UINT_MAX
+                zs.next_in = <Bytef*>src    # zlib never writes through next_in
+                zs.avail_in = <unsigned int>piece
+                src += piece
+                left -= piece
+            if used == cap:
+                grow = (cap >> 1) + 1024
+                if cap + grow > <size_t>PY_SSIZE_T_MAX:
+                    raise OverflowError("compressed output too large")
+                _PyBytes_Resize(&out, <Py_ssize_t>(cap + grow))
+                buf = PyBytes_AS_STRING(<object>out)
+                cap += grow
+            if flushing:
+                mode = flush
+            elif not feed and left == 0:
+                mode = flush
+                flushing = True
+            else:
+                mode = Z_NO_FLUSH
+            room = cap - used
+            if room > UINT_MAX:
+                room = UINT_MAX
+            zs.next_out = <Bytef*>(buf + used)
+            zs.avail_out = <unsigned int>room
+            rc = _deflate_call(zs, mode, release)
+            used += room - zs.avail_out
+            # Z_BUF_ERROR only says no progress was possible (compressobj
+            # ignores it too); anything else negative is a real failure.
+            if rc < 0 and rc != Z_BUF_ERROR:
+                raise _zlib_error(zs, rc, "while compressing data" if mode == Z_NO_FLUSH
+                                  else "while flushing")
+            if rc == Z_STREAM_END:
+                break
+            if zs.avail_out == 0:
+                continue            # output full: same call again, more room
+            if mode != Z_NO_FLUSH:
+                break               # the flush is complete
+            if zs.avail_in:
+                # Room left yet input unread: deflate made no progress.
+                raise _zlib_error(zs, Z_BUF_ERROR, "while compressing data")
+            if left:
+                continue            # next input piece
+            flushing = True         # feed: input consumed, now flush
+        if flush == Z_FINISH and rc != Z_STREAM_END:
+            raise _zlib_error(zs, rc, "while finishing compression")
+        if used != cap:
+            _PyBytes_Resize(&out, <Py_ssize_t>used)
+        result = <bytes>out
+        Py_DECREF(result)           # hand our reference over to result
+        out = NULL
+        return result
+    except BaseException:
+        Py_XDECREF(out)             # NULL if _PyBytes_Resize failed (it freed it)
+        raise
+
+
+# =============================================================================
+# 5. zlib: the pool of idle deflate states
+# =============================================================================
+# Why a pool: deflateInit2 allocates ~270 KB (window, hash chains, pending
+# buffer) and deflateEnd frees it.  When those blocks sit at the top of the
+# heap glibc trims them, and the next response faults the pages in again:
+# measured, a fresh state per response cost 67-79 us and 18 page faults for
+# a 100 B or 1.4 KB body, against 8.5 us and 20 us pooled (0 faults) -- the
+# state costs more than the compression.  Whether trimming happens depends on
+# the heap layout, so without the pool the cost comes and goes.
+# deflateReset keeps the memory and gives a state whose output equals a
+# fresh one's (zlib's contract; tests check it over many cycles).
+#
+# Rules: at most ASOKFAST_POOL_MAX idle states per level (memory stays
+# bounded); a state is in the pool or owned by exactly one user; only states
+# that deflateReset accepted go back; the lock guards push/pop only.  Pool
+# updates never release the GIL and this module does not declare
+# free-threading support, so after fork() (taken with the GIL held) the
+# arrays are consistent: the child frees the idle states and makes a new lock.
+
+cdef class _DeflatePool:
+    cdef PyThread_type_lock lock
+    cdef z_stream* idle[_LEVELS][ASOKFAST_POOL_SLOTS]
+    cdef int count[_LEVELS]
+
+    def __cinit__(self):
+        memset(self.count, 0, sizeof(self.count))
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError("cannot allocate the deflate pool lock")
+
+    def __dealloc__(self):
+        self._drop_idle()
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+            self.lock = NULL
+
+    cdef void _drop_idle(self) noexcept:
+        cdef int level, i
+        for level in range(_LEVELS):
+            for i in range(self.count[level]):
+                _zs_free(self.idle[level][i])
+            self.count[level] = 0
+
+    cdef z_stream* take(self, int level) except NULL:
+        """An idle state for level, or a new one: the caller owns it."""
+        cdef z_stream* zs = NULL
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        if self.count[level] > 0:
+            self.count[level] -= 1
+            zs = self.idle[level][self.count[level]]
+        PyThread_release_lock(self.lock)
+        if zs == NULL:
+            zs = _zs_new(level)
+        return zs
+
+    cdef void give(self, z_stream* zs, int level) noexcept:
+        """Take back a state its owner is done with (finished or abandoned).
+
+        deflateReset makes it as good as new; a state it refuses, or one for
+        which there is no room, is freed.
+        """
+        cdef bint kept = False
+        if deflateReset(zs) == Z_OK:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            if self.count[level] < ASOKFAST_POOL_MAX:
+                self.idle[level][self.count[level]] = zs
+                self.count[level] += 1
+                kept = True
+            PyThread_release_lock(self.lock)
+        if not kept:
+            _zs_free(zs)
+
+    cdef void after_fork_in_child(self) noexcept:
+        # The old lock is dropped, not freed: freeing a lock that some thread
+        # of the parent might have held is undefined, and a lock is small.
+        cdef PyThread_type_lock fresh = PyThread_allocate_lock()
+        self._drop_idle()
+        if fresh != NULL:
+            self.lock = fresh
+        # else: keep the old one; it is free (see above) and still usable.
+
+    cdef tuple counts(self):
+        return tuple([self.count[i] for i in range(_LEVELS)])
+
+
+cdef _DeflatePool _POOL = _DeflatePool()
+
+
+# Module teardown may set _POOL to None while objects still run code; cdef
+# method calls do not check for None, so every use goes through these.
+cdef inline z_stream* _pool_take(int level) except NULL:
+    if _POOL is None:
+        return _zs_new(level)
+    return _POOL.take(level)
+
+
+cdef inline void _pool_give(z_stream* zs, int level) noexcept:
+    if _POOL is None:
+        _zs_free(zs)
+    else:
+        _POOL.give(zs, level)
+
+
+def _after_fork_in_child():
+    if _POOL is not None:
+        _POOL.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _pool_idle():
+    """Idle pooled states per level, indexed 0..9 (for tests)."""
+    return _POOL.counts() if _POOL is not None else ()
+
+
+# =============================================================================
+# 6. zlib: one-shot gzip
+# =============================================================================
+
+cdef bytes _gzip_compress_ptr(const unsigned char* data, size_t length, int level):
+    """gzip member of data[:length] at level, with a pooled state.
+
+    GIL released during deflate for large inputs: data must stay valid.
+    """
+    cdef int key = _check_level(level)
+    cdef z_stream* zs = _pool_take(key)
+    cdef bytes out
+    try:
+        out = _deflate_out(zs, data, length, False, Z_FINISH)
+    except BaseException:
+        _zs_free(zs)
+        raise
+    _pool_give(zs, key)
+    return out
+
+
+def gzip_compress(data, int level):
+    """data as one gzip member, byte-identical to
+    ``c = zlib.compressobj(level, zlib.DEFLATED, 31); c.compress(data) + c.flush()``.
+    """
+    cdef Py_buffer view
+    cdef const unsigned char* ptr
+    cdef size_t length
+    if _get_buffer(data, &view, &ptr, &length):
+        try:
+            return _gzip_compress_ptr(ptr, length, level)
+        finally:
+            PyBuffer_Release(&view)
+    return _gzip_compress_ptr(ptr, length, level)
+
+
+# =============================================================================
+# 7. zlib: streaming gzip
+# =============================================================================
+
+cdef class GzipStream:
+    """Gzip for a body of unknown length, one sync-flushed block per chunk.
+
+    Twin of _core_py.GzipStream: compress(chunk) equals
+    ``cobj.compress(chunk) + cobj.flush(zlib.Z_SYNC_FLUSH)`` and finish()
+    equals ``cobj.flush()`` on ``zlib.compressobj(level, zlib.DEFLATED, 31)``;
+    an empty chunk gives b"" and leaves zlib alone.  finish() returns the state
+    to the pool; close() gives it up unfinished (idempotent).  Afterwards
+    compress() and finish() raise ValueError.
+    """
+    cdef z_stream* _zs      # owned; NULL once finished or closed
+    cdef int _level
+    cdef bint _busy         # a call is running with the GIL released
+    cdef bint _close_pending
+
+    def __cinit__(self, int level):
+        self._zs = NULL
+        self._busy = False
+        self._close_pending = False
+        self._level = _check_level(level)
+        self._zs = _pool_take(self._level)
+
+    def __dealloc__(self):
+        # No pool here (module globals may be gone at shutdown): end it.
+        if self._zs != NULL:
+            _zs_free(self._zs)
+            self._zs = NULL
+
+    cdef int _enter(self) except -1:
+        if self._zs == NULL:
+            raise ValueError("GzipStream is finished or closed")
+        if self._busy:
+            raise RuntimeError("GzipStream is in use by another thread")
+        self._busy = True
+        return 0
+
+    cdef void _leave(self) noexcept:
+        self._busy = False
+        if self._close_pending:
+            self._close_pending = False
+            self._release_state()
+
+    cdef void _release_state(self) noexcept:
+        cdef z_stream* zs = self._zs
+        if zs != NULL:
+            self._zs = NULL
+            _pool_give(zs, self._level)
+
+    cdef void _discard_state(self) noexcept:
+        cdef z_stream* zs = self._zs
+        if zs != NULL:
+            self._zs = NULL
+            _zs_free(zs)
+
+    cdef bytes _compress_ptr(self, const unsigned char* data, size_t length):
+        """compress() on a pointer: data must stay valid during the call."""
+        cdef bytes out
+        if self._zs == NULL:
+            raise ValueError("GzipStream is finished or closed")
+        if length == 0:
+            # Parity with _core_py: nothing in, nothing out (compressobj
+            # would emit an empty stored block).
+            return b""
+        self._enter()
+        try:
+            out = _deflate_out(self._zs, data, length, True, Z_SYNC_FLUSH)
+        except BaseException:
+            self._busy = False
+            self._close_pending = False
+            self._discard_state()       # unknown state: never pooled
+            raise
+        self._leave()
+        return out
+
+    def compress(self, chunk):
+        """Compress chunk and sync-flush it, so the client can decode it now."""
+        cdef Py_buffer view
+        cdef const unsigned char* ptr
+        cdef size_t length
+        if self._zs == NULL:
+            raise ValueError("GzipStream is finished or closed")
+        if _get_buffer(chunk, &view, &ptr, &length):
+            try:
+                return self._compress_ptr(ptr, length)
+            finally:
+                PyBuffer_Release(&view)
+        return self._compress_ptr(ptr, length)
+
+    def finish(self):
+        """The end of the gzip member (final block and trailer)."""
+        cdef bytes out
+        self._enter()
+        try:
+            out = _deflate_out(self._zs, NULL, 0, False, Z_FINISH)
+        except BaseException:
+            self._busy = False
+            self._close_pending = False
+            self._discard_state()
+            raise
+        self._busy = False
+        self._close_pending = False
+        self._release_state()           # finished cleanly: back to the pool
+        return out
+
+    def close(self):
+        """Give the state up without finishing; safe to call again."""
+        if self._busy:
+            # Another thread is compressing with the GIL released: it hands
+            # the state back when its call returns.
+            self._close_pending = True
+            return
+        self._release_state()
+
+
+# =============================================================================
+# 8. zlib: version
+# =============================================================================
+
+def zlib_version():
+    """Version of the libz loaded at run time (compare zlib.ZLIB_RUNTIME_VERSION)."""
+    return (<bytes>zlibVersion()).decode("ascii")
+
+
+# =============================================================================
+# Request-header parsing and per-response decisions.
+#
+# Twin of asok_fast/_core_py.py: every function here must give the same result
+# as the one of the same name there (tests/test_parity.py checks).  Request
+# headers are scanned as raw bytes: a str that is not pure ASCII counts as
+# absent or unmatched in both twins, so an ASCII str's one-byte buffer
+# (PyUnicode_DATA) is all the C code ever reads.  App header values that are
+# not ASCII take the pure twin's code path, so no corner can diverge.
+# =============================================================================
+
+from cpython.unicode cimport PyUnicode_GET_LENGTH
+from cpython.tuple cimport PyTuple_GET_SIZE
+from libc.string cimport memcmp
+
+from asok_fast._config import CORS_ANY as _PY_CORS_ANY, CORS_LIST as _PY_CORS_LIST, CORS_OFF as _PY_CORS_OFF
+from asok_fast._httpdate import parse_http_date as _parse_http_date
+from asok_fast import _core_py as _py
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+    const void* PyUnicode_DATA(object o)
+
+STREAM_PASS = 0
+STREAM_GZIP = 1
+STREAM_EMPTY = 2
+STAR = "*"
+
+cdef int CORS_OFF = _PY_CORS_OFF
+cdef int CORS_ANY = _PY_CORS_ANY
+cdef int CORS_LIST = _PY_CORS_LIST
+
+# RFC 9110 5.6.2 tchar, as a 256-entry table built at import.
+cdef unsigned char _TCHAR_TABLE[256]
+
+
+cdef void _init_tables() noexcept:
+    cdef int c
+    for c in range(256):
+        _TCHAR_TABLE[c] = 0
+    for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        _TCHAR_TABLE[c] = 1
+
+
+_init_tables()
+
+
+cdef inline unsigned char _lower(unsigned char c) noexcept nogil:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef inline bint _is_ows(unsigned char c) noexcept nogil:
+    return c == 32 or c == 9
+
+
+cdef inline bint _ieq(const unsigned char* p, Py_ssize_t n, const char* lit, Py_ssize_t m) noexcept nogil:
+    """Case-insensitive ASCII compare of p[:n] with a lower-case literal."""
+    cdef Py_ssize_t i
+    if n != m:
+        return False
+    for i in range(n):
+        if _lower(p[i]) != <unsigned char>lit[i]:
+            return False
+    return True
+
+
+cdef inline const unsigned char* _ascii(object s, Py_ssize_t* n):
+    """The one-byte buffer of an ASCII str, or NULL (not a str / not ASCII)."""
+    if type(s) is not str or not PyUnicode_IS_ASCII(s):
+        return NULL
+    n[0] = PyUnicode_GET_LENGTH(s)
+    return <const unsigned char*>PyUnicode_DATA(s)
+
+
+cdef int _qvalue(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """An RFC 9110 qvalue in thousandths, -1 when not one (parity: _core_py._qvalue)."""
+    cdef Py_ssize_t i
+    cdef int q = 0
+    if n == 0 or n > 5 or (p[0] != 48 and p[0] != 49):
+        return -1
+    if n == 1:
+        return 1000 if p[0] == 49 else 0
+    if p[1] != 46:
+        return -1
+    for i in range(2, n):
+        if not (48 <= p[i] <= 57):
+            return -1
+    if p[0] == 49:
+        for i in range(2, n):
+            if p[i] != 48:
+                return -1
+        return 1000
+    for i in range(2, 5):
+        q = q * 10 + ((p[i] - 48) if i < n else 0)
+    return q
+
+
+cdef bint _accepts_gzip(object value):
+    cdef Py_ssize_t n = 0, i, start, end, a, b, semi, eq
+    cdef const unsigned char* p = _ascii(value, &n)
+    cdef int explicit = -1, star = -1, q
+    if p == NULL or n == 0:
+        return False
+    start = 0
+    while start <= n:
+        end = start
+        while end < n and p[end] != 44:  # ','
+            end += 1
+        # coding = element[:';'] stripped
+        semi = start
+        while semi < end and p[semi] != 59:  # ';'
+            semi += 1
+        a = start
+        b = semi
+        while a < b and _is_ows(p[a]):
+            a += 1
+        while b > a and _is_ows(p[b - 1]):
+            b -= 1
+        if a < b:
+            i = a
+            while i < b and _TCHAR_TABLE[p[i]]:
+                i += 1
+            if i == b:
+                q = 1000
+                if semi < end:
+                    # params.strip(OWS).partition("="): the name must be q/Q.
+                    i = semi + 1
+                    while i < end and _is_ows(p[i]):
+                        i += 1
+                    eq = i
+                    while eq < end and p[eq] != 61:  # '='
+                        eq += 1
+                    if eq == end or eq - i != 1 or _lower(p[i]) != 113:  # 'q'
+                        q = -2
+                    else:
+                        i = end
+                        while i > eq + 1 and _is_ows(p[i - 1]):
+                            i -= 1
+                        q = _qvalue(p + eq + 1, i - eq - 1)
+                        if q < 0:
+                            q = -2
+                if q >= 0:
+                    if _ieq(p + a, b - a, "gzip", 4) or _ieq(p + a, b - a, "x-gzip", 6):
+                        if q > explicit:
+                            explicit = q
+                    elif b - a == 1 and p[a] == 42:  # '*'
+                        if q > star:
+                            star = q
+        start = end + 1
+    if explicit >= 0:
+        return explicit > 0
+    return star > 0
+
+
+def accepts_gzip(accept_encoding):
+    """Whether an ``Accept-Encoding`` value lets us send gzip (RFC 9110 12.5.3)."""
+    if not accept_encoding:
+        return False
+    return _accepts_gzip(accept_encoding)
+
+
+cdef inline bint _ends_with(const unsigned char* p, Py_ssize_t n, const char* lit, Py_ssize_t m) noexcept nogil:
+    return n >= m and memcmp(p + n - m, lit, m) == 0
+
+
+cdef bint _is_compressible(object content_type, frozenset extra_types) except -1:
+    cdef Py_ssize_t n = 0, a, b, i, slash
+    cdef const unsigned char* p
+    cdef unsigned char buf[128]
+    cdef const unsigned char* m
+    cdef Py_ssize_t kind_len, sub_len, mlen
+    if not content_type:
+        return False
+    p = _ascii(content_type, &n)
+    if p == NULL:
+        return False
+    a = 0
+    b = 0
+    while b < n and p[b] != 59:  # ';'
+        b += 1
+    while a < b and _is_ows(p[a]):
+        a += 1
+    while b > a and _is_ows(p[b - 1]):
+        b -= 1
+    mlen = b - a
+    slash = -1
+    for i in range(a, b):
+        if p[i] == 47:  # '/'
+            slash = i
+            break
+        if not _TCHAR_TABLE[p[i]]:
+            return False
+    if slash < 0:
+        return False
+    kind_len = slash - a
+    sub_len = b - slash - 1
+    if kind_len == 0 or sub_len == 0:
+        return False
+    for i in range(slash + 1, b):
+        if not _TCHAR_TABLE[p[i]]:
+            return False
+    if _ieq(p + a, kind_len, "text", 4):
+        return not _ieq(p + slash + 1, sub_len, "event-stream", 12)
+    if mlen > <Py_ssize_t>sizeof(buf):
+        return _py.is_compressible(content_type, extra_types)  # rare: the twin's path
+    for i in range(mlen):
+        buf[i] = _lower(p[a + i])
+    m = buf
+    if (_ieq(m, mlen, "application/json", 16)
+            or _ieq(m, mlen, "application/javascript", 22)
+            or _ieq(m, mlen, "application/xml", 15)
+            or _ieq(m, mlen, "application/xhtml+xml", 21)
+            or _ieq(m, mlen, "application/x-ndjson", 20)
+            or _ieq(m, mlen, "application/wasm", 16)
+            or _ieq(m, mlen, "image/svg+xml", 13)):
+        return True
+    if extra_types and (<bytes>m[:mlen]).decode("ascii") in extra_types:
+        return True
+    # Structured syntax suffixes (RFC 6839): application/problem+json, ...
+    m = buf + kind_len + 1
+    return (sub_len > 5 and _ends_with(m, sub_len, "+json", 5)) or (sub_len > 4 and _ends_with(m, sub_len, "+xml", 4))
+
+
+def is_compressible(content_type, extra_types):
+    """Whether a ``Content-Type`` names a media type worth compressing."""
+    return _is_compressible(content_type, extra_types)
+
+
+# If-None-Match ----------------------------------------------------------------
+
+cdef int _scan_inm(object value, list tags, tuple current) except -2:
+    """Scan an If-None-Match value (RFC 9110 13.1.2).
+
+    Returns -1 when malformed, 2 for ``*``, else 1 when a listed opaque tag
+    equals one in ``current`` and 0 when none does.  With ``tags`` not None,
+    every opaque tag is appended to it (for parse_if_none_match).
+    """
+    cdef Py_ssize_t n = 0, i, a, b, end, k, tn
+    cdef const unsigned char* p = _ascii(value, &n)
+    cdef const unsigned char* t
+    cdef bint matched = False, any_tag = False
+    cdef Py_ssize_t ncur
+    cdef object cur
+    if p == NULL:
+        return -1
+    a = 0
+    b = n
+    while a < b and _is_ows(p[a]):
+        a += 1
+    while b > a and _is_ows(p[b - 1]):
+        b -= 1
+    if b - a == 1 and p[a] == 42:
+        return 2
+    ncur = PyTuple_GET_SIZE(current) if current is not None else 0
+    i = 0
+    while True:
+        while i < n and (p[i] == 32 or p[i] == 9 or p[i] == 44):
+            i += 1
+        if i == n:
+            break
+        if i + 1 < n and p[i] == 87 and p[i + 1] == 47:  # "W/"
+            i += 2
+        if i == n or p[i] != 34:
+            return -1
+        end = i + 1
+        while end < n and p[end] != 34:
+            if p[end] <= 32 or p[end] == 127:
+                return -1
+            end += 1
+        if end == n:
+            return -1
+        # opaque tag = p[i : end + 1], quotes included
+        any_tag = True
+        if tags is not None:
+            tags.append((<bytes>(<const char*>p)[i:end + 1]).decode("ascii"))
+        if not matched:
+            for k in range(ncur):
+                cur = current[k]
+                t = _ascii(cur, &tn)
+                if t != NULL and tn == end + 1 - i and memcmp(t, p + i, tn) == 0:
+                    matched = True
+                    break
+        i = end + 1
+        while i < n and _is_ows(p[i]):
+            i += 1
+        if i < n and p[i] != 44:
+            return -1
+    if not any_tag:
+        return -1
+    return 1 if matched else 0
+
+
+def parse_if_none_match(value):
+    """``"*"``, the tuple of opaque tags listed, or ``None`` when malformed."""
+    cdef list tags = []
+    cdef int r = _scan_inm(value, tags, None)
+    if r == -1:
+        return None
+    if r == 2:
+        return STAR
+    return tuple(tags)
+
+
+# Origin -------------------------------------------------------------------------
+
+cdef bint _origin_allowed(object settings, object origin) except -1:
+    cdef Py_ssize_t n = 0, i
+    cdef const unsigned char* p
+    if not origin:
+        return False
+    p = _ascii(origin, &n)
+    if p == NULL:
+        return False
+    # One visible-ASCII token: no space, comma or control character.
+    for i in range(n):
+        if p[i] <= 32 or p[i] >= 127 or p[i] == 44:
+            return False
+    if origin in <frozenset>settings.origins:
+        return True
+    regex = settings.origin_regex
+    return regex is not None and regex.fullmatch(origin) is not None
+
+
+def origin_allowed(settings, origin):
+    """Whether a list/regex CORS config allows this ``Origin`` as sent."""
+    return _origin_allowed(settings, origin)
+
+
+# App headers ----------------------------------------------------------------------
+
+# Header names the decisions read, by a small integer.
+cdef enum:
+    H_OTHER = 0
+    H_CONTENT_LENGTH
+    H_VARY
+    H_CONTENT_TYPE
+    H_CONTENT_ENCODING
+    H_CACHE_CONTROL
+    H_ETAG
+    H_LAST_MODIFIED
+    H_CORS
+    H_CONTENT_LANGUAGE
+    H_CONTENT_RANGE
+    H_CONTENT_MD5
+
+
+cdef int _header_id(object name) except -1:
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char* p = _ascii(name, &n)
+    if p == NULL:
+        if type(name) is not str:
+            raise TypeError(f"header names must be str, got {type(name).__name__}")
+        return H_OTHER  # parity: no non-ASCII name lower-cases to one of ours
+    if n == 4:
+        if _ieq(p, n, "vary", 4):
+            return H_VARY
+        if _ieq(p, n, "etag", 4):
+            return H_ETAG
+    elif n == 12:
+        if _ieq(p, n, "content-type", 12):
+            return H_CONTENT_TYPE
+    elif n == 14:
+        if _ieq(p, n, "content-length", 14):
+            return H_CONTENT_LENGTH
+    elif n == 16:
+        if _ieq(p, n, "content-encoding", 16):
+            return H_CONTENT_ENCODING
+        if _ieq(p, n, "content-language", 16):
+            return H_CONTENT_LANGUAGE
+    elif n == 13:
+        if _ieq(p, n, "cache-control", 13):
+            return H_CACHE_CONTROL
+        if _ieq(p, n, "last-modified", 13):
+            return H_LAST_MODIFIED
+        if _ieq(p, n, "content-range", 13):
+            return H_CONTENT_RANGE
+    elif n == 11:
+        if _ieq(p, n, "content-md5", 11):
+            return H_CONTENT_MD5
+    if n >= 15 and _ieq(p, 15, "access-control-", 15):
+        return H_CORS
+    return H_OTHER
+
+
+cdef bint _is_identity(object value) except -1:
+    cdef Py_ssize_t n = 0, a, b
+    cdef const unsigned char* p = _ascii(value, &n)
+    if p == NULL:
+        return value.strip(" \t").lower() == "identity"
+    a = 0
+    b = n
+    while a < b and _is_ows(p[a]):
+        a += 1
+    while b > a and _is_ows(p[b - 1]):
+        b -= 1
+    return _ieq(p + a, b - a, "identity", 8)
+
+
+cdef bint _cache_control_has(list values, const char* directive, Py_ssize_t dlen) except -1:
+    cdef Py_ssize_t n = 0, start, end, a, b
+    cdef const unsigned char* p
+    for value in values:
+        p = _ascii(value, &n)
+        if p == NULL:
+            if _py._cache_control_has([value], (<bytes>directive[:dlen]).decode("ascii")):
+                return True
+            continue
+        start = 0
+        while start <= n:
+            end = start
+            while end < n and p[end] != 44:
+                end += 1
+            b = start
+            while b < end and p[b] != 61:  # '='
+                b += 1
+            a = start
+            while a < b and _is_ows(p[a]):
+                a += 1
+            while b > a and _is_ows(p[b - 1]):
+                b -= 1
+            if _ieq(p + a, b - a, directive, dlen):
+                return True
+            start = end + 1
+    return False
+
+
+cdef int _status_code(object status) except -1:
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char* p = _ascii(status, &n)
+    if p == NULL:
+        return _py._status_code(status)  # not ASCII, or not a str: the twin's path
+    if n < 3 or not (48 <= p[0] <= 57 and 48 <= p[1] <= 57 and 48 <= p[2] <= 57):
+        return 0
+    if n > 3 and p[3] != 32:
+        return 0
+    return (p[0] - 48) * 100 + (p[1] - 48) * 10 + (p[2] - 48)
+
+
+cdef class _AppHeaders:
+    """The app's headers, read in one pass (parity: _core_py._AppHeaders)."""
+
+    cdef list kept
+    cdef object content_type
+    cdef bint encoded
+    cdef list cache_control
+    cdef object etag
+    cdef object etag_raw
+    cdef object last_modified
+    cdef bint has_cors
+    cdef list vary
+    cdef object content_length
+
+    def __cinit__(self, headers):
+        cdef list kept = []
+        cdef int hid
+        self.content_type = None
+        self.encoded = False
+        self.cache_control = []
+        self.etag = None
+        self.etag_raw = None
+        self.last_modified = None
+        self.has_cors = False
+        self.vary = []
+        self.content_length = None
+        for header in headers:
+            name, value = header
+            if type(name) is not str or type(value) is not str:
+                raise _py._bad_header(name, value)
+            hid = _header_id(name)
+            if hid == H_CONTENT_LENGTH:
+                if self.content_length is None:
+                    self.content_length = value
+                continue
+            if hid == H_VARY:
+                self.vary.append(value)
+                continue
+            if hid == H_CONTENT_TYPE:
+                if self.content_type is None:
+                    self.content_type = value
+            elif hid == H_CONTENT_ENCODING:
+                if _is_identity(value):
+                    continue
+                self.encoded = True
+            elif hid == H_CACHE_CONTROL:
+                self.cache_control.append(value)
+            elif hid == H_ETAG:
+                if self.etag_raw is None:
+                    self.etag_raw = value
+                    self.etag = _normalize_etag(value)
+            elif hid == H_LAST_MODIFIED:
+                if self.last_modified is None:
+                    self.last_modified = value
+            elif hid == H_CORS:
+                self.has_cors = True
+            kept.append(header)
+        self.kept = kept
+
+
+cdef _merge_vary(list values, list tokens):
+    """One Vary value, or None at ``*`` (parity: _core_py._merge_vary)."""
+    return _py._merge_vary(values, tokens)
+
+
+cdef void _cors(object settings, int mode, dict environ, list out) except *:
+    if mode == CORS_ANY:
+        out.append(("Access-Control-Allow-Origin", "*"))
+        out.extend(settings.cors_headers)
+    elif mode == CORS_LIST:
+        origin = environ.get("HTTP_ORIGIN")
+        if _origin_allowed(settings, origin):
+            out.append(("Access-Control-Allow-Origin", origin))
+            out.extend(settings.cors_headers)
+
+
+cdef void _finish_headers(object settings, dict environ, _AppHeaders app, list out, bint vary_encoding) except *:
+    cdef int mode = settings.cors
+    cdef list tokens
+    cdef Py_ssize_t nvary = len(app.vary)
+    if vary_encoding or mode == CORS_LIST or nvary > 1:
+        if vary_encoding and mode == CORS_LIST:
+            tokens = ["Accept-Encoding", "Origin"]
+        elif vary_encoding:
+            tokens = ["Accept-Encoding"]
+        elif mode == CORS_LIST:
+            tokens = ["Origin"]
+        else:
+            tokens = []
+        if nvary == 0:
+            if tokens:
+                out.append(("Vary", ", ".join(tokens)))
+        else:
+            merged = _merge_vary(app.vary, tokens)
+            if merged is None:
+                for value in app.vary:
+                    out.append(("Vary", value))
+            elif merged:
+                out.append(("Vary", merged))
+    elif nvary:
+        out.append(("Vary", app.vary[0]))
+    if mode != CORS_OFF and not app.has_cors:
+        _cors(settings, mode, environ, out)
+
+
+cdef object _normalize_etag(object value):
+    """The app's ETag as an entity-tag (parity: _core_py._normalize_etag)."""
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char* p = _ascii(value, &n)
+    if p != NULL and n >= 2 and p[0] == 34 and p[n - 1] == 34:
+        return value  # the common, well-formed case: "..."
+    return _py._normalize_etag(value)
+
+
+cdef inline object _weaken(object tag):
+    return tag if tag.startswith("W/") else "W/" + tag
+
+
+cdef inline object _opaque(object tag):
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+cdef list _with_etag(list headers, object app_etag, object etag):
+    if etag is app_etag or etag == app_etag:
+        return headers
+    cdef list out = []
+    for h in headers:
+        if _header_id(h[0]) == H_ETAG:
+            out.append(("ETag", etag))
+        else:
+            out.append(h)
+    return out
+
+
+cdef bint _not_in_304(object name) except -1:
+    cdef int hid = _header_id(name)
+    return (hid == H_CONTENT_TYPE or hid == H_CONTENT_LENGTH or hid == H_CONTENT_ENCODING
+            or hid == H_CONTENT_LANGUAGE or hid == H_CONTENT_RANGE or hid == H_CONTENT_MD5)
+
+
+cdef tuple _not_modified(object settings, dict environ, _AppHeaders app, object app_etag, object our_etag, bint vary_encoding):
+    cdef list out = []
+    for h in _with_etag(app.kept, app.etag_raw, app_etag):
+        if not _not_in_304(h[0]):
+            out.append(h)
+    if our_etag is not None:
+        out.append(("ETag", our_etag))
+    _finish_headers(settings, environ, app, out, vary_encoding)
+    return "304 Not Modified", out
+
+
+cdef bint _conditional_match(dict environ, tuple tags, object last_modified) except -1:
+    cdef int r
+    inm = environ.get("HTTP_IF_NONE_MATCH")
+    if inm is not None:
+        r = _scan_inm(inm, None, tags)
+        return r == 1 or r == 2
+    ims = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if ims is None or last_modified is None:
+        return False
+    since = _parse_http_date(ims)
+    if since is None:
+        return False
+    modified = _parse_http_date(last_modified)
+    return modified is not None and since >= modified
+
+
+cdef inline bint _get_or_head(dict environ) except -1:
+    method = environ.get("REQUEST_METHOD")
+    return method == "GET" or method == "HEAD"
+
+
+# The three entry points ---------------------------------------------------------------
+
+
+def preflight(settings, dict environ):
+    """Headers of the ``204`` answering a preflight."""
+    cdef list out = []
+    if settings.cors == CORS_ANY:
+        out.append(("Access-Control-Allow-Origin", "*"))
+    else:
+        origin = environ.get("HTTP_ORIGIN")
+        out.append(("Vary", "Origin"))
+        if not _origin_allowed(settings, origin):
+            return out
+        out.append(("Access-Control-Allow-Origin", origin))
+    out.extend(settings.preflight_headers)
+    if settings.private_network:
+        asked = environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK")
+        if type(asked) is str and _ieq_strip(asked, "true", 4):
+            out.append(("Access-Control-Allow-Private-Network", "true"))
+    return out
+
+
+cdef bint _ieq_strip(object value, const char* lit, Py_ssize_t m) except -1:
+    cdef Py_ssize_t n = 0, a, b
+    cdef const unsigned char* p = _ascii(value, &n)
+    if p == NULL:
+        return value.strip(" \t").lower() == (<bytes>lit[:m]).decode("ascii")
+    a = 0
+    b = n
+    while a < b and _is_ows(p[a]):
+        a += 1
+    while b > a and _is_ows(p[b - 1]):
+        b -= 1
+    return _ieq(p + a, b - a, lit, m)
+
+
+def respond(settings, dict environ, status, headers, bytes body):
+    """Process a buffered response; the returned body is what a ``GET`` sends."""
+    cdef int code = _status_code(status)
+    cdef _AppHeaders app
+    cdef list out
+    cdef bint eligible, compress
+    cdef tuple current
+    if code == 0:
+        return status, headers, body
+    app = _AppHeaders(headers)
+    if code < 200 or code == 204 or code == 304:
+        out = list(app.kept)
+        _finish_headers(settings, environ, app, out, False)
+        return status, out, b""
+
+    eligible = (
+        settings.gzip
+        and code != 206
+        and not app.encoded
+        and len(body) > settings.gzip_min_size
+        and _is_compressible(app.content_type, settings.gzip_types)
+        and not _cache_control_has(app.cache_control, "no-transform", 12)
+    )
+    compress = eligible and _accepts_gzip_env(environ)
+
+    app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
+    our_etag = None
+    if settings.etag and code == 200 and _get_or_head(environ):
+        if app.etag is not None:
+            current = (_opaque(app.etag),)
+        elif _cache_control_has(app.cache_control, "no-store", 8):
+            current = ()
+        else:
+            digest = md5_hex(body)
+            our_etag = f'"{digest}-gzip"' if compress else f'"{digest}"'
+            current = (f'"{digest}"', f'"{digest}-gzip"')
+        if _conditional_match(environ, current, app.last_modified):
+            status, out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
+            return status, out, b""
+
+    out = _with_etag(app.kept, app.etag_raw, app_etag)
+    if compress:
+        body = gzip_compress(body, settings.gzip_level)
+        out.append(("Content-Encoding", "gzip"))
+    out.append(("Content-Length", str(len(body))))
+    if our_etag is not None:
+        out.append(("ETag", our_etag))
+    _finish_headers(settings, environ, app, out, eligible)
+    return status, out, body
+
+
+cdef inline bint _accepts_gzip_env(dict environ) except -1:
+    value = environ.get("HTTP_ACCEPT_ENCODING")
+    return bool(value) and _accepts_gzip(value)
+
+
+def respond_stream(settings, dict environ, status, headers, bint may_compress):
+    """Headers for a streamed body and what to do with it (a ``STREAM_*``)."""
+    cdef int code = _status_code(status)
+    cdef _AppHeaders app
+    cdef list out
+    cdef bint eligible, compress
+    if code == 0:
+        return status, headers, STREAM_PASS
+    app = _AppHeaders(headers)
+    if code < 200 or code == 204 or code == 304:
+        out = list(app.kept)
+        _finish_headers(settings, environ, app, out, False)
+        return status, out, STREAM_EMPTY
+
+    eligible = (
+        may_compress
+        and settings.gzip
+        and code != 206
+        and not app.encoded
+        and _is_compressible(app.content_type, settings.gzip_types)
+        and not _cache_control_has(app.cache_control, "no-transform", 12)
+    )
+    compress = eligible and _accepts_gzip_env(environ)
+    app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
+    if (
+        settings.etag
+        and code == 200
+        and (app.etag is not None or app.last_modified is not None)
+        and _get_or_head(environ)
+    ):
+        current = (_opaque(app.etag),) if app.etag is not None else ()
+        if _conditional_match(environ, current, app.last_modified):
+            status, out = _not_modified(settings, environ, app, app_etag, None, eligible)
+            return status, out, STREAM_EMPTY
+
+    out = _with_etag(app.kept, app.etag_raw, app_etag)
+    if compress:
+        out.append(("Content-Encoding", "gzip"))
+    elif app.content_length is not None:
+        out.append(("Content-Length", app.content_length))
+    _finish_headers(settings, environ, app, out, eligible)
+    return status, out, STREAM_GZIP if compress else STREAM_PASS
