@@ -21,6 +21,7 @@ Sections:
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE, _PyBytes_Resize
+from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
 from cpython.pythread cimport (
     WAIT_LOCK,
@@ -187,6 +188,9 @@ def md5_hex(data):
     cdef Py_buffer view
     cdef const unsigned char* ptr
     cdef size_t length
+    if isinstance(data, str):
+        # Parity: hashlib's message (the Python twin hashes with hashlib).
+        raise TypeError("Strings must be encoded before hashing")
     if _get_buffer(data, &view, &ptr, &length):
         try:
             _md5_hex_auto(ptr, length, out)
@@ -213,6 +217,13 @@ cdef int _check_level(int level) except -1:
     if 1 <= level <= 9:
         return level
     raise ValueError(f"invalid gzip compression level {level}: expected 1 to 9")
+
+
+cdef int _level_arg(object level) except -1:
+    """Read a level argument as zlib's int converter does (__index__: an int
+    or bool, never a float -- TypeError, as compressobj raises), then check it.
+    """
+    return _check_level(PyNumber_Index(level))
 
 
 cdef object _zlib_error(z_stream* zs, int rc, str action):
@@ -513,19 +524,20 @@ cdef bytes _gzip_compress_ptr(const unsigned char* data, size_t length, int leve
     return out
 
 
-def gzip_compress(data, int level):
+def gzip_compress(data, level):
     """data as one gzip member, byte-identical to
     ``c = zlib.compressobj(level, zlib.DEFLATED, 31); c.compress(data) + c.flush()``.
     """
     cdef Py_buffer view
     cdef const unsigned char* ptr
     cdef size_t length
+    cdef int key = _level_arg(level)
     if _get_buffer(data, &view, &ptr, &length):
         try:
-            return _gzip_compress_ptr(ptr, length, level)
+            return _gzip_compress_ptr(ptr, length, key)
         finally:
             PyBuffer_Release(&view)
-    return _gzip_compress_ptr(ptr, length, level)
+    return _gzip_compress_ptr(ptr, length, key)
 
 
 # =============================================================================
@@ -547,11 +559,11 @@ cdef class GzipStream:
     cdef bint _busy         # a call is running with the GIL released
     cdef bint _close_pending
 
-    def __cinit__(self, int level):
+    def __cinit__(self, level):
         self._zs = NULL
         self._busy = False
         self._close_pending = False
-        self._level = _check_level(level)
+        self._level = _level_arg(level)
         self._zs = _pool_take(self._level)
 
     def __dealloc__(self):
@@ -613,6 +625,10 @@ cdef class GzipStream:
         cdef size_t length
         if self._zs == NULL:
             raise ValueError("GzipStream is finished or closed")
+        if not chunk:
+            # Parity with _core_py, which returns b"" for any empty (falsy)
+            # chunk before looking at its type.
+            return b""
         if _get_buffer(chunk, &view, &ptr, &length):
             try:
                 return self._compress_ptr(ptr, length)
@@ -723,7 +739,7 @@ cdef inline bint _ieq(const unsigned char* p, Py_ssize_t n, const char* lit, Py_
 
 cdef inline const unsigned char* _ascii(object s, Py_ssize_t* n):
     """The one-byte buffer of an ASCII str, or NULL (not a str / not ASCII)."""
-    if type(s) is not str or not PyUnicode_IS_ASCII(s):
+    if not isinstance(s, str) or not PyUnicode_IS_ASCII(s):
         return NULL
     n[0] = PyUnicode_GET_LENGTH(s)
     return <const unsigned char*>PyUnicode_DATA(s)
@@ -820,7 +836,7 @@ cdef inline bint _ends_with(const unsigned char* p, Py_ssize_t n, const char* li
     return n >= m and memcmp(p + n - m, lit, m) == 0
 
 
-cdef bint _is_compressible(object content_type, frozenset extra_types) except -1:
+cdef bint _is_compressible(object content_type, object extra_types) except -1:
     cdef Py_ssize_t n = 0, a, b, i, slash
     cdef const unsigned char* p
     cdef unsigned char buf[128]
@@ -1001,13 +1017,31 @@ cdef enum:
     H_CONTENT_MD5
 
 
+_NAME_IDS = {
+    "content-length": H_CONTENT_LENGTH,
+    "vary": H_VARY,
+    "content-type": H_CONTENT_TYPE,
+    "content-encoding": H_CONTENT_ENCODING,
+    "cache-control": H_CACHE_CONTROL,
+    "etag": H_ETAG,
+    "last-modified": H_LAST_MODIFIED,
+    "content-language": H_CONTENT_LANGUAGE,
+    "content-range": H_CONTENT_RANGE,
+    "content-md5": H_CONTENT_MD5,
+}
+
+
 cdef int _header_id(object name) except -1:
     cdef Py_ssize_t n = 0
     cdef const unsigned char* p = _ascii(name, &n)
     if p == NULL:
-        if type(name) is not str:
-            raise TypeError(f"header names must be str, got {type(name).__name__}")
-        return H_OTHER  # parity: no non-ASCII name lower-cases to one of ours
+        # Not ASCII: classify str.lower() of it as the pure twin does (a few
+        # non-ASCII letters lower-case to ASCII ones, e.g. the Kelvin sign).
+        lname = name.lower()
+        hid = _NAME_IDS.get(lname, H_OTHER)
+        if hid == H_OTHER and lname.startswith("access-control-"):
+            return H_CORS
+        return hid
     if n == 4:
         if _ieq(p, n, "vary", 4):
             return H_VARY
@@ -1120,9 +1154,12 @@ cdef class _AppHeaders:
         self.vary = []
         self.content_length = None
         for header in headers:
-            name, value = header
-            if type(name) is not str or type(value) is not str:
-                raise _py._bad_header(name, value)
+            try:
+                name, value = header
+            except (TypeError, ValueError):
+                raise _py._bad_header(header) from None
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise _py._bad_header(header)
             hid = _header_id(name)
             if hid == H_CONTENT_LENGTH:
                 if self.content_length is None:
@@ -1158,18 +1195,18 @@ cdef _merge_vary(list values, list tokens):
     return _py._merge_vary(values, tokens)
 
 
-cdef void _cors(object settings, int mode, dict environ, list out) except *:
+cdef void _cors(object settings, int mode, environ, list out) except *:
     if mode == CORS_ANY:
         out.append(("Access-Control-Allow-Origin", "*"))
         out.extend(settings.cors_headers)
     elif mode == CORS_LIST:
-        origin = environ.get("HTTP_ORIGIN")
+        origin = _env(environ, "HTTP_ORIGIN")
         if _origin_allowed(settings, origin):
             out.append(("Access-Control-Allow-Origin", origin))
             out.extend(settings.cors_headers)
 
 
-cdef void _finish_headers(object settings, dict environ, _AppHeaders app, list out, bint vary_encoding) except *:
+cdef void _finish_headers(object settings, environ, _AppHeaders app, list out, bint vary_encoding) except *:
     cdef int mode = settings.cors
     cdef list tokens
     cdef Py_ssize_t nvary = len(app.vary)
@@ -1233,7 +1270,7 @@ cdef bint _not_in_304(object name) except -1:
             or hid == H_CONTENT_LANGUAGE or hid == H_CONTENT_RANGE or hid == H_CONTENT_MD5)
 
 
-cdef tuple _not_modified(object settings, dict environ, _AppHeaders app, object app_etag, object our_etag, bint vary_encoding):
+cdef tuple _not_modified(object settings, environ, _AppHeaders app, object app_etag, object our_etag, bint vary_encoding):
     cdef list out = []
     for h in _with_etag(app.kept, app.etag_raw, app_etag):
         if not _not_in_304(h[0]):
@@ -1244,13 +1281,13 @@ cdef tuple _not_modified(object settings, dict environ, _AppHeaders app, object 
     return "304 Not Modified", out
 
 
-cdef bint _conditional_match(dict environ, tuple tags, object last_modified) except -1:
+cdef bint _conditional_match(environ, tuple tags, object last_modified) except -1:
     cdef int r
-    inm = environ.get("HTTP_IF_NONE_MATCH")
+    inm = _env(environ, "HTTP_IF_NONE_MATCH")
     if inm is not None:
         r = _scan_inm(inm, None, tags)
         return r == 1 or r == 2
-    ims = environ.get("HTTP_IF_MODIFIED_SINCE")
+    ims = _env(environ, "HTTP_IF_MODIFIED_SINCE")
     if ims is None or last_modified is None:
         return False
     since = _parse_http_date(ims)
@@ -1260,29 +1297,36 @@ cdef bint _conditional_match(dict environ, tuple tags, object last_modified) exc
     return modified is not None and since >= modified
 
 
-cdef inline bint _get_or_head(dict environ) except -1:
-    method = environ.get("REQUEST_METHOD")
+cdef inline object _env(object environ, str key):
+    """environ[key] or None: a plain dict read directly, any other mapping via get()."""
+    if type(environ) is dict:
+        return (<dict>environ).get(key)
+    return environ.get(key)
+
+
+cdef inline bint _get_or_head(environ) except -1:
+    method = _env(environ, "REQUEST_METHOD")
     return method == "GET" or method == "HEAD"
 
 
 # The three entry points ---------------------------------------------------------------
 
 
-def preflight(settings, dict environ):
+def preflight(settings, environ):
     """Headers of the ``204`` answering a preflight."""
     cdef list out = []
     if settings.cors == CORS_ANY:
         out.append(("Access-Control-Allow-Origin", "*"))
     else:
-        origin = environ.get("HTTP_ORIGIN")
+        origin = _env(environ, "HTTP_ORIGIN")
         out.append(("Vary", "Origin"))
         if not _origin_allowed(settings, origin):
             return out
         out.append(("Access-Control-Allow-Origin", origin))
     out.extend(settings.preflight_headers)
     if settings.private_network:
-        asked = environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK")
-        if type(asked) is str and _ieq_strip(asked, "true", 4):
+        asked = _env(environ, "HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK")
+        if isinstance(asked, str) and _ieq_strip(asked, "true", 4):
             out.append(("Access-Control-Allow-Private-Network", "true"))
     return out
 
@@ -1301,7 +1345,7 @@ cdef bint _ieq_strip(object value, const char* lit, Py_ssize_t m) except -1:
     return _ieq(p + a, b - a, lit, m)
 
 
-def respond(settings, dict environ, status, headers, bytes body):
+def respond(settings, environ, status, headers, body):
     """Process a buffered response; the returned body is what a ``GET`` sends."""
     cdef int code = _status_code(status)
     cdef _AppHeaders app
@@ -1352,12 +1396,12 @@ def respond(settings, dict environ, status, headers, bytes body):
     return status, out, body
 
 
-cdef inline bint _accepts_gzip_env(dict environ) except -1:
-    value = environ.get("HTTP_ACCEPT_ENCODING")
+cdef inline bint _accepts_gzip_env(environ) except -1:
+    value = _env(environ, "HTTP_ACCEPT_ENCODING")
     return bool(value) and _accepts_gzip(value)
 
 
-def respond_stream(settings, dict environ, status, headers, bint may_compress):
+def respond_stream(settings, environ, status, headers, bint may_compress):
     """Headers for a streamed body and what to do with it (a ``STREAM_*``)."""
     cdef int code = _status_code(status)
     cdef _AppHeaders app

@@ -174,7 +174,7 @@ def accepts_gzip(accept_encoding: Optional[str]) -> bool:
     listed.  An element that does not parse (bad token, junk or out-of-range
     q, extra parameters) is ignored, as if it were absent.
     """
-    if not accept_encoding or not accept_encoding.isascii():
+    if not isinstance(accept_encoding, str) or not accept_encoding or not accept_encoding.isascii():
         return False
     explicit = -1  # best q of gzip / x-gzip, -1: not listed
     star = -1
@@ -202,7 +202,7 @@ def accepts_gzip(accept_encoding: Optional[str]) -> bool:
 
 def is_compressible(content_type: Optional[str], extra_types: frozenset) -> bool:
     """Whether a ``Content-Type`` names a media type worth compressing."""
-    if not content_type or not content_type.isascii():
+    if not isinstance(content_type, str) or not content_type or not content_type.isascii():
         return False
     media_type = content_type.partition(";")[0].strip(_OWS).lower()
     kind, slash, subtype = media_type.partition("/")
@@ -222,7 +222,7 @@ STAR = "*"
 def parse_if_none_match(value: str) -> Union[str, Tuple[str, ...], None]:
     """``"*"``, the tuple of opaque tags listed (``W/`` dropped, quotes kept),
     or ``None`` when the value is malformed (RFC 9110 13.1.2)."""
-    if not value.isascii():
+    if not isinstance(value, str) or not value.isascii():
         return None
     stripped = value.strip(_OWS)
     if stripped == "*":
@@ -263,7 +263,7 @@ def origin_allowed(settings: Settings, origin: Optional[str]) -> bool:
     The origin must be one visible-ASCII token (no space, no comma, no control
     character): anything else is never echoed into a response header.
     """
-    if not origin or not origin.isascii() or not origin.isprintable():
+    if not isinstance(origin, str) or not origin or not origin.isascii() or not origin.isprintable():
         return False
     if " " in origin or "," in origin:
         return False
@@ -328,12 +328,9 @@ def _merge_vary(values: List[str], tokens: List[str]) -> Optional[str]:
     return ", ".join(merged)
 
 
-def _bad_header(name: object, value: object) -> TypeError:
-    """PEP 3333: header names and values are ``str`` (shared by both twins)."""
-    return TypeError(
-        f"response header {name!r}: {value!r} is not a (str, str) pair "
-        f"(got {type(name).__name__}, {type(value).__name__}; PEP 3333 wants str)"
-    )
+def _bad_header(header: object) -> TypeError:
+    """PEP 3333: a header is a (name, value) pair of ``str`` (shared by both twins)."""
+    return TypeError(f"response header {header!r} is not a (name, value) pair of str (PEP 3333)")
 
 
 class _AppHeaders:
@@ -364,9 +361,12 @@ class _AppHeaders:
         self.vary: List[str] = []
         self.content_length: Optional[str] = None
         for header in headers:
-            name, value = header
-            if type(name) is not str or type(value) is not str:
-                raise _bad_header(name, value)
+            try:
+                name, value = header
+            except (TypeError, ValueError):
+                raise _bad_header(header) from None
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise _bad_header(header)
             lname = name.lower()
             if lname == "content-length":
                 if self.content_length is None:

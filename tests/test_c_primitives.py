@@ -126,6 +126,11 @@ def test_md5_rejects_non_buffers(bad: object) -> None:
         core_c.md5_hex(bad)
 
 
+def test_md5_str_message_is_hashlibs() -> None:
+    with pytest.raises(TypeError, match="Strings must be encoded before hashing"):
+        core_c.md5_hex("text")
+
+
 def test_md5_rejects_non_contiguous() -> None:
     with pytest.raises(BufferError):
         core_c.md5_hex(memoryview(b"abcdef")[::2])
@@ -204,6 +209,23 @@ def test_gzip_levels_outside_1_to_9_are_refused(level: int) -> None:
 def test_gzip_compress_rejects_str() -> None:
     with pytest.raises(TypeError):
         core_c.gzip_compress("text", 6)
+
+
+@pytest.mark.parametrize("level", [6.0, "6", None])
+def test_level_must_be_an_integer(level: object) -> None:
+    # As zlib.compressobj reads it: __index__, so no float.
+    with pytest.raises(TypeError):
+        zlib.compressobj(level, zlib.DEFLATED, 31)
+    with pytest.raises(TypeError):
+        core_c.gzip_compress(b"abc", level)
+    with pytest.raises(TypeError):
+        core_c.GzipStream(level)
+
+
+def test_level_accepts_index_types() -> None:
+    data = text_body(3000)
+    assert core_c.gzip_compress(data, True) == ref_gzip(data, 1)
+    assert run_stream([data], True) == ref_stream([data], 1)
 
 
 # --- GzipStream -------------------------------------------------------------------------
@@ -289,6 +311,14 @@ def test_stream_finish_and_close_lifecycle() -> None:
         s.compress("not bytes")  # closed wins over the type error, as in _core_py
     with pytest.raises(ValueError):
         s.finish()
+
+
+@pytest.mark.parametrize("empty", [b"", bytearray(), memoryview(b""), "", None])
+def test_stream_falsy_chunk_gives_nothing(empty: object) -> None:
+    # _core_py returns b"" for any falsy chunk before looking at its type.
+    s = core_c.GzipStream(6)
+    assert s.compress(empty) == b""
+    assert [s.compress(b"x" * 600), s.finish()] == ref_stream([b"x" * 600], 6)
 
 
 def test_stream_rejects_str_chunk() -> None:
