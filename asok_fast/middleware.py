@@ -193,6 +193,15 @@ class ResponseMiddleware:
     def config(self, values: Mapping[str, Any]) -> None:
         self._config = Config(initial_values(None, values))  # validated on the next request
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the middleware lacks: the wrapped app's own
+        # attributes stay reachable through it, so a drop-in keeps working
+        # where a framework expects its app (Asok's `asok build` calls Asok
+        # methods on `wsgi.app`).
+        if name.startswith("__") or name == "app":
+            raise AttributeError(name)
+        return getattr(self.app, name)
+
     @property
     def implementation(self) -> str:
         """``"compiled"`` or ``"python"``: the core this instance runs."""

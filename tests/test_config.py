@@ -548,3 +548,27 @@ def test_config_change_while_requests_run_never_mixes_settings(make_mw: Any) -> 
     assert {"A", "B"} <= set(seen), "the workers should have seen both configurations"
     # After the last update (A), the next request is A's.
     assert expected[outcome(get(mw, TRUSTED))] == "A"
+
+
+def test_wrapped_app_attributes_stay_reachable(make_mw: Any) -> None:
+    """A drop-in keeps the framework's own attributes (Asok's build calls them on wsgi.app)."""
+
+    class FrameworkApp:
+        config = {"GZIP": False, "SECRET": "kept"}
+
+        def __call__(self, environ: Any, start_response: Any) -> Any:
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+
+        def pre_generate_ssg_site(self) -> str:
+            return "built"
+
+    inner = FrameworkApp()
+    mw = make_mw(inner)
+    assert mw.pre_generate_ssg_site() == "built"
+    assert mw.app is inner
+    assert mw.config["GZIP"] is False and "SECRET" not in mw.config  # .config is the middleware's
+    with pytest.raises(AttributeError):
+        mw.no_such_attribute
+    with pytest.raises(AttributeError):
+        mw.__wrapped_dunder__

@@ -1,0 +1,445 @@
+"""The ``asok-fast`` command: ``serve`` flags -> config, ``info``, errors naming the key,
+importing ``MODULE:APP``, the gunicorn path, and an Asok project served with the two-line
+drop-in in its ``wsgi.py``.
+
+In-process runs always pass ``--check`` (import, wrap, print, exit: nothing listens), so a
+case that wrongly passed validation could never leave a server running; the runs that do
+serve are subprocesses started and stopped by ``tests/servers.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import hashlib
+import re
+import subprocess
+import sys
+import uuid
+import zlib
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+import asok_fast
+from asok_fast import ResponseMiddleware, _serve
+from asok_fast.__main__ import main
+from asok_fast._config import DEFAULTS
+from servers import HOST, Server, asok_fast_command, default_implementation, python_m_asok_fast, raw_request, start_server
+
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="the test servers are POSIX process groups")
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="asok-fast serve")
+    _serve.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def config_of(*argv: str) -> dict:
+    return _serve.config_from_args(parse(*argv))
+
+
+def run_cli(capsys: pytest.CaptureFixture, argv: List[str]) -> Tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- flags -> config
+
+
+def test_no_flag_sets_no_key() -> None:
+    assert config_of() == {}
+    assert config_of("wsgi:app", "--port", "9000", "--workers", "1") == {}
+
+
+def test_every_config_key_has_a_flag() -> None:
+    assert set(_serve.FLAG_OF_KEY) == set(DEFAULTS)
+    parser = argparse.ArgumentParser()
+    _serve.add_arguments(parser)
+    known = {option for action in parser._actions for option in action.option_strings}
+    assert set(_serve.FLAG_OF_KEY.values()) <= known
+    everything = config_of(
+        "--cors-origin", "https://a.example",
+        "--cors-origin-regex", r"https://.*\.a\.example",
+        "--cors-allow-methods", "GET, PUT",
+        "--cors-allow-headers", "Content-Type",
+        "--cors-allow-credentials",
+        "--cors-expose-headers", "ETag",
+        "--cors-max-age", "600",
+        "--cors-allow-private-network",
+        "--gzip",
+        "--min-size", "100",
+        "--gzip-level", "9",
+        "--gzip-type", "application/x-custom",
+        "--no-etag",
+        "--buffer-max-size", "1048576",
+    )
+    assert set(everything) == set(DEFAULTS)
+    assert everything == {
+        "CORS_ORIGINS": ["https://a.example"],
+        "CORS_ORIGIN_REGEX": r"https://.*\.a\.example",
+        "CORS_ALLOW_METHODS": "GET, PUT",
+        "CORS_ALLOW_HEADERS": "Content-Type",
+        "CORS_ALLOW_CREDENTIALS": True,
+        "CORS_EXPOSE_HEADERS": "ETag",
+        "CORS_MAX_AGE": 600,
+        "CORS_ALLOW_PRIVATE_NETWORK": True,
+        "GZIP": True,
+        "GZIP_MIN_SIZE": 100,
+        "GZIP_LEVEL": 9,
+        "GZIP_TYPES": ["application/x-custom"],
+        "ETAG": False,
+        "BUFFER_MAX_SIZE": 1048576,
+    }
+    ResponseMiddleware(lambda e, s: [], everything)  # a valid config as a whole
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--cors-origin", "https://a.example", "--cors-origin", "https://b.example, https://c.example"],
+         {"CORS_ORIGINS": ["https://a.example", "https://b.example", "https://c.example"]}),
+        (["--cors-origin", "*"], {"CORS_ORIGINS": "*"}),
+        (["--cors-origin", "none"], {"CORS_ORIGINS": None}),
+        (["--no-cors"], {"CORS_ORIGINS": None, "CORS_ORIGIN_REGEX": None}),
+        (["--cors-origin-regex", "none"], {"CORS_ORIGIN_REGEX": None}),
+        (["--no-gzip"], {"GZIP": False}),
+        (["--gzip-min-size", "0"], {"GZIP_MIN_SIZE": 0}),
+        (["--etag"], {"ETAG": True}),
+        (["--no-cors-allow-credentials"], {"CORS_ALLOW_CREDENTIALS": False}),
+        (["--cors-max-age", "none"], {"CORS_MAX_AGE": None}),
+        (["--cors-expose-headers", "none"], {"CORS_EXPOSE_HEADERS": None}),
+        (["--gzip-type", "a/b", "--gzip-type", "c/d,e/f"], {"GZIP_TYPES": ["a/b", "c/d", "e/f"]}),
+        (["--gzip-type", "none"], {"GZIP_TYPES": None}),
+    ],
+)
+def test_flag_values(argv: List[str], expected: dict) -> None:
+    assert config_of(*argv) == expected
+
+
+# ---------------------------------------------------------------- bad values fail, naming the key
+
+
+@pytest.mark.parametrize(
+    "argv,keys",
+    [
+        (["--gzip-level", "0"], ["GZIP_LEVEL"]),
+        (["--gzip-level", "10"], ["GZIP_LEVEL"]),
+        (["--gzip-level", "ten"], ["GZIP_LEVEL"]),
+        (["--min-size", "-1"], ["GZIP_MIN_SIZE"]),
+        (["--min-size", "big"], ["GZIP_MIN_SIZE"]),
+        (["--buffer-max-size", "-5"], ["BUFFER_MAX_SIZE"]),
+        (["--cors-max-age", "-1"], ["CORS_MAX_AGE"]),
+        (["--cors-max-age", "soon"], ["CORS_MAX_AGE"]),
+        (["--cors-origin", "not-an-origin"], ["CORS_ORIGINS"]),
+        (["--cors-origin", "https://a.example/path"], ["CORS_ORIGINS"]),
+        (["--cors-origin-regex", "(unclosed"], ["CORS_ORIGIN_REGEX"]),
+        (["--cors-allow-methods", "GET\r\nX-Injected: 1"], ["CORS_ALLOW_METHODS"]),
+        (["--cors-allow-headers", "Content-Type\n"], ["CORS_ALLOW_HEADERS"]),
+        (["--cors-expose-headers", "ETag\x00"], ["CORS_EXPOSE_HEADERS"]),
+        (["--gzip-type", "not a media type"], ["GZIP_TYPES"]),
+        (["--cors-origin", "*", "--cors-allow-credentials"], ["CORS_ORIGINS", "CORS_ALLOW_CREDENTIALS"]),
+    ],
+)
+def test_bad_flag_values_fail_naming_the_key(capsys, argv: List[str], keys: List[str]) -> None:
+    code, out, err = run_cli(capsys, ["serve", "--check", *argv])
+    assert code == 2, (out, err)
+    assert "asok-fast serve: error:" in err
+    for key in keys:
+        assert key in err, err
+    assert "config:" not in out  # failed before anything was built or printed
+
+
+def test_bad_value_from_the_real_command_line() -> None:
+    done = subprocess.run(
+        python_m_asok_fast() + ["serve", "--gzip-level", "12"], capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "GZIP_LEVEL must be an integer from 1 to 9, got 12" in done.stderr
+    assert "--gzip-level" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--server", "waitress", "--workers", "2"], "waitress is one process"),
+        (["--preload"], "gunicorn options"),
+        (["--threads", "0"], "--threads must be at least 1"),
+    ],
+)
+def test_bad_server_options(capsys, argv: List[str], message: str) -> None:
+    code, _, err = run_cli(capsys, ["serve", "--check", *argv])
+    assert code == 2 and message in err, err
+
+
+# ---------------------------------------------------------------- --check: banner and active config
+
+
+def test_check_prints_implementation_and_active_config(capsys) -> None:
+    code, out, err = run_cli(capsys, ["serve", "--check", "--min-size", "64", "--gzip-level", "3"])
+    assert code == 0, err
+    assert "serving the demo app (built in) on waitress" in out
+    assert f"implementation {asok_fast.IMPLEMENTATION}" in out
+    for key in DEFAULTS:
+        assert re.search(rf"^\s+{key}\s+= ", out, re.M), key
+    assert re.search(r"GZIP_MIN_SIZE\s+= 64$", out, re.M)
+    assert re.search(r"GZIP_LEVEL\s+= 3$", out, re.M)
+    assert re.search(r"^\s+GZIP\s+= True$", out, re.M)  # the demo's own default, kept
+
+
+def test_missing_waitress_names_the_serve_extra(capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "waitress", None)
+    monkeypatch.setitem(sys.modules, "waitress.server", None)
+    code, _, err = run_cli(capsys, ["serve", "--port", "0"])
+    assert code == 2
+    assert "waitress is not installed" in err
+    assert "pip install 'asok-fast[serve]'" in err
+
+
+def test_missing_gunicorn_names_the_serve_extra(capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "gunicorn", None)
+    monkeypatch.setitem(sys.modules, "gunicorn.app", None)
+    monkeypatch.setitem(sys.modules, "gunicorn.app.base", None)
+    code, _, err = run_cli(capsys, ["serve", "--workers", "2", "--port", "0"])
+    assert code == 2
+    assert "gunicorn is not installed" in err
+    assert "asok-fast[serve]" in err
+
+
+# ---------------------------------------------------------------- MODULE:APP
+
+
+@pytest.fixture
+def app_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A module file in a fresh cwd, with a unique name; forgotten afterwards."""
+    name = f"cli_target_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(
+        "def _app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'hi']\n"
+        "application = _app\n"
+        "other = _app\n"
+        "class config_holder:\n"
+        "    inner = _app\n"
+        "def make():\n"
+        "    return _app\n"
+        "not_callable = 42\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    saved_path = list(sys.path)
+    yield name
+    sys.path[:] = saved_path
+    sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("suffix", ["", ":application", ":other", ":config_holder.inner", ":make()"])
+def test_module_app_is_imported_from_cwd(capsys, app_module: str, suffix: str) -> None:
+    code, out, err = run_cli(capsys, ["serve", "--check", app_module + suffix])
+    assert code == 0, err
+    assert f"serving {app_module}{suffix} on waitress" in out
+
+
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("{m}:missing", "has no attribute 'missing'"),
+        ("{m}:not_callable", "not a WSGI callable"),
+        ("no_such_module_{u}:app", "no module named 'no_such_module_"),
+        ("{m}:", "is not MODULE:APP"),
+    ],
+)
+def test_module_app_errors(capsys, app_module: str, target: str, message: str) -> None:
+    code, _, err = run_cli(capsys, ["serve", "--check", target.format(m=app_module, u=uuid.uuid4().hex)])
+    assert code == 2 and message in err, err
+
+
+# ---------------------------------------------------------------- info
+
+
+def test_info_output() -> None:
+    done = subprocess.run(asok_fast_command() + ["info"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    fields = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in done.stdout.splitlines() if line.strip())
+    assert fields["asok_fast"] == asok_fast.__version__
+    assert fields["implementation"] == default_implementation()
+    assert fields["zlib (Python's)"] == zlib.ZLIB_RUNTIME_VERSION
+    assert fields["python"].endswith(".".join(map(str, sys.version_info[:3])))
+    assert "platform" in fields and "core module" in fields
+
+
+# ---------------------------------------------------------------- gunicorn through the CLI
+
+
+@posix_only
+def test_cli_gunicorn_preload_gthread(tmp_path: Path) -> None:
+    """``--workers 2 --threads 3 --preload``: gthread workers forked from a master that built the
+    middleware; the master prints the whole config once."""
+    srv = start_server(
+        "cli-gunicorn",
+        python_m_asok_fast() + ["serve", "--workers", "2", "--threads", "3", "--preload", "--port", "0", "--min-size", "100"],
+        tmp_path,
+        ready_path="/api/items",
+    )
+    try:
+        log = srv.log()
+        assert "on gunicorn (2 gthread workers, 3 threads each, preloaded)" in log
+        assert f"implementation {srv.expected_implementation}" in log
+        assert re.search(r"GZIP_MIN_SIZE\s+= 100$", log, re.M)
+        r = raw_request(srv.port, "GET", "/api/items", {"Accept-Encoding": "gzip"})
+        from asok_fast._demo import ITEMS_JSON
+
+        assert r.get("Content-Encoding") == "gzip" and gzip.decompress(r.body) == ITEMS_JSON
+        assert r.get("ETag") == f'"{hashlib.md5(ITEMS_JSON).hexdigest()}-gzip"'
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- the Asok drop-in
+
+ASOK_ORIGIN = "https://app.example.com"
+ASOK_MIN_SIZE = 2000  # between /api/items (~1.4 KB: not compressed) and /report (~6 KB: compressed)
+DROP_IN_IMPORT = "from asok_fast import ResponseMiddleware"
+DROP_IN_WRAP = "app = ResponseMiddleware(app)"
+
+
+def add_drop_in(wsgi: Path) -> None:
+    """The two lines README's Asok section gives: the import, and the wrap after the config."""
+    source = wsgi.read_text(encoding="utf-8")
+    assert "from asok import Asok\n" in source
+    source = source.replace("from asok import Asok\n", f"from asok import Asok\n{DROP_IN_IMPORT}\n", 1)
+    wsgi.write_text(source.rstrip("\n") + f"\n\n{DROP_IN_WRAP}\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def asok_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("asok", reason="the Asok drop-in tests need asok==0.8.0")
+    from asok_project import make_asok_app
+
+    app = make_asok_app(
+        tmp_path_factory.mktemp("asok_cli"), GZIP=True, GZIP_MIN_SIZE=ASOK_MIN_SIZE, CORS_ORIGINS=[ASOK_ORIGIN],
+    )
+    root = Path(app.root_dir)
+    app.shutdown()
+    plain = (root / "wsgi.py").read_text(encoding="utf-8")
+    (root / "wsgi_plain.py").write_text(plain, encoding="utf-8")  # the project without the drop-in
+    add_drop_in(root / "wsgi.py")
+    return root
+
+
+@pytest.fixture(scope="module")
+def asok_server(asok_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    if os.name != "posix":
+        pytest.skip("the test servers are POSIX process groups")
+    srv = start_server(
+        "asok",
+        python_m_asok_fast() + ["serve", "wsgi:app", "--host", HOST, "--port", "0", "--access-log"],
+        tmp_path_factory.mktemp("asok_server"),
+        cwd=asok_project,  # Asok() takes the current directory as the project root
+        ready_path="/api/items",
+        env_extra={"ASOK_ENV_OVERRIDE": "true"},
+    )
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def asok_headers(**extra: str) -> dict:
+    from asok_project import CSRF_COOKIE
+
+    return {"Cookie": CSRF_COOKIE, **{k.replace("_", "-"): v for k, v in extra.items()}}
+
+
+def test_drop_in_is_two_lines(asok_project: Path) -> None:
+    plain = (asok_project / "wsgi_plain.py").read_text(encoding="utf-8").splitlines()
+    wrapped = (asok_project / "wsgi.py").read_text(encoding="utf-8").splitlines()
+    added = [line for line in wrapped if line not in plain]
+    assert added == [DROP_IN_IMPORT, DROP_IN_WRAP]
+    assert wrapped[-1] == DROP_IN_WRAP  # after the app.config lines
+
+
+def test_asok_banner_shows_the_projects_config(asok_server: Server) -> None:
+    log = asok_server.log()
+    assert "serving wsgi:app on waitress" in log
+    assert f"implementation {asok_server.expected_implementation}" in log
+    assert re.search(r"^\s+GZIP\s+= True$", log, re.M)
+    assert re.search(rf"^\s+GZIP_MIN_SIZE\s+= {ASOK_MIN_SIZE}$", log, re.M)
+    assert re.search(rf"^\s+CORS_ORIGINS\s+= \['{re.escape(ASOK_ORIGIN)}'\]$", log, re.M)
+
+
+def test_asok_gzip_and_min_size(asok_server: Server) -> None:
+    from asok_project import JSON_PATH, PAGE_PATH, expected_json_body
+
+    page = raw_request(asok_server.port, "GET", PAGE_PATH, asok_headers(Accept_Encoding="gzip"))
+    assert page.status == 200
+    assert page.get("Content-Encoding") == "gzip"
+    assert int(page.get("Content-Length")) == len(page.body)
+    html = gzip.decompress(page.body)
+    assert html.startswith(b"<!DOCTYPE html>") and b"SKU-00059" in html  # compressed once
+    assert len(html) > ASOK_MIN_SIZE
+    assert page.get("ETag") == f'"{hashlib.md5(html).hexdigest()}-gzip"'
+
+    # GZIP_MIN_SIZE as Asok documents it: a body of at most that many bytes stays as it is
+    api = raw_request(asok_server.port, "GET", JSON_PATH, asok_headers(Accept_Encoding="gzip"))
+    assert api.status == 200
+    assert api.get("Content-Encoding") is None
+    assert api.body == expected_json_body()
+    assert len(api.body) <= ASOK_MIN_SIZE
+    assert api.get("ETag") == f'"{hashlib.md5(api.body).hexdigest()}"'
+
+
+def test_asok_etag_304(asok_server: Server) -> None:
+    from asok_project import PAGE_PATH
+
+    first = raw_request(asok_server.port, "GET", PAGE_PATH, asok_headers(Accept_Encoding="gzip"))
+    etag = first.get("ETag")
+    again = raw_request(asok_server.port, "GET", PAGE_PATH, asok_headers(Accept_Encoding="gzip", If_None_Match=etag))
+    assert again.status == 304
+    assert again.body == b""
+    assert again.get("ETag") == etag
+    assert '"GET /report" 304 - -' in asok_server.log()
+
+
+def test_asok_cors(asok_server: Server) -> None:
+    from asok_project import JSON_PATH
+
+    allowed = raw_request(asok_server.port, "GET", JSON_PATH, asok_headers(Origin=ASOK_ORIGIN))
+    assert allowed.values("Access-Control-Allow-Origin") == [ASOK_ORIGIN]  # once, never twice
+    assert "origin" in allowed.get("Vary").lower()
+    denied = raw_request(asok_server.port, "GET", JSON_PATH, asok_headers(Origin="https://evil.example"))
+    assert denied.values("Access-Control-Allow-Origin") == []
+
+    preflight = {"Origin": ASOK_ORIGIN, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"}
+    ok = raw_request(asok_server.port, "OPTIONS", JSON_PATH, preflight)
+    assert ok.status == 204 and ok.body == b""
+    assert ok.get("Access-Control-Allow-Origin") == ASOK_ORIGIN
+    assert "PUT" in ok.get("Access-Control-Allow-Methods")
+    no = raw_request(asok_server.port, "OPTIONS", JSON_PATH, {**preflight, "Origin": "https://evil.example"})
+    assert no.status == 204 and no.get("Access-Control-Allow-Origin") is None
+
+
+def test_flags_override_the_projects_config(asok_project: Path) -> None:
+    """On the wrapped app (drop-in) and on the bare Asok app alike: app.config first, flags over it."""
+    for target in ("wsgi:app", "wsgi_plain:app"):
+        done = subprocess.run(
+            python_m_asok_fast() + ["serve", target, "--check", "--no-etag", "--gzip-level", "9"],
+            cwd=str(asok_project), capture_output=True, text=True, timeout=120,
+            env={**os.environ, "ASOK_ENV_OVERRIDE": "true"},
+        )
+        assert done.returncode == 0, done.stderr
+        out = done.stdout
+        assert re.search(r"^\s+ETAG\s+= False$", out, re.M), out
+        assert re.search(r"^\s+GZIP_LEVEL\s+= 9$", out, re.M), out
+        assert re.search(r"^\s+GZIP\s+= True$", out, re.M), out  # from app.config
+        assert re.search(rf"^\s+GZIP_MIN_SIZE\s+= {ASOK_MIN_SIZE}$", out, re.M), out
