@@ -74,6 +74,7 @@ class Settings:
         "gzip_types",
         "etag",
         "buffer_max",
+        "compiled",
     )
 
     def __init__(self, values: Mapping[str, Any]) -> None:
@@ -131,6 +132,8 @@ class Settings:
         self.buffer_max = _check_int(values["BUFFER_MAX_SIZE"], "BUFFER_MAX_SIZE")
         # With every feature off the middleware is a plain pass-through.
         self.active = bool(self.cors or self.gzip or self.etag)
+        # The compiled core's typed copy of these settings, made on first use.
+        self.compiled: object = None
 
 
 def build_settings(values: Mapping[str, Any]) -> Settings:

@@ -1,6 +1,6 @@
 """Type stub of the compiled core: the same API as ``asok_fast._core_py``."""
 
-from typing import Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 from ._config import Settings
 
@@ -8,6 +8,8 @@ Header = Tuple[str, str]
 Environ = Dict[str, object]
 
 __all__ = [
+    "Capture",
+    "handle",
     "STREAM_PASS",
     "STREAM_GZIP",
     "STREAM_EMPTY",
@@ -48,3 +50,16 @@ def respond_stream(
     settings: Settings, environ: Environ, status: str, headers: List[Header], may_compress: bool
 ) -> Tuple[str, List[Header], int]: ...
 def zlib_version() -> str: ...
+
+class Capture:
+    status: Optional[str]
+    headers: List[Header]
+    exc_info: Any
+    written: List[bytes]
+    sent: bool
+    def __init__(self, server: Callable[..., object]) -> None: ...
+    def __call__(self, status: str, headers: List[Header], exc_info: Any = ...) -> Callable[[bytes], None]: ...
+    def write(self, data: bytes) -> None: ...
+    def send(self, status: str, headers: List[Header]) -> None: ...
+
+def handle(mw: Any, environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]: ...

@@ -119,6 +119,8 @@ _POOL_MAX = ASOKFAST_POOL_MAX
 
 # The same public names as _core_py (tests/test_selector.py checks).
 __all__ = [
+    "Capture",
+    "handle",
     "STREAM_PASS",
     "STREAM_GZIP",
     "STREAM_EMPTY",
@@ -690,6 +692,9 @@ from asok_fast._config import CORS_ANY as _PY_CORS_ANY, CORS_LIST as _PY_CORS_LI
 from asok_fast._httpdate import parse_http_date as _parse_http_date
 from asok_fast import _core_py as _py
 
+from libc.string cimport memcpy
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
     const void* PyUnicode_DATA(object o)
@@ -976,7 +981,52 @@ def parse_if_none_match(value):
 
 # Origin -------------------------------------------------------------------------
 
-cdef bint _origin_allowed(object settings, object origin) except -1:
+cdef class _Fast:
+    """A typed copy of a ``_config.Settings``, made once per config change.
+
+    The decision code reads plain C fields instead of Python attributes; it
+    is cached on the Settings object itself (its ``compiled`` slot).
+    """
+
+    cdef int cors
+    cdef frozenset origins
+    cdef object origin_regex
+    cdef tuple cors_headers
+    cdef tuple preflight_headers
+    cdef bint private_network
+    cdef bint gzip
+    cdef Py_ssize_t gzip_min_size
+    cdef int gzip_level
+    cdef object gzip_types
+    cdef bint etag
+    cdef bint active
+
+    def __cinit__(self, settings):
+        self.cors = settings.cors
+        self.origins = settings.origins
+        self.origin_regex = settings.origin_regex
+        self.cors_headers = tuple(settings.cors_headers)
+        self.preflight_headers = tuple(settings.preflight_headers)
+        self.private_network = settings.private_network
+        self.gzip = settings.gzip
+        # A body never exceeds PY_SSIZE_T_MAX bytes: clamping keeps the comparison exact.
+        self.gzip_min_size = min(settings.gzip_min_size, PY_SSIZE_T_MAX)
+        self.gzip_level = settings.gzip_level
+        self.gzip_types = settings.gzip_types
+        self.etag = settings.etag
+        self.active = settings.active
+
+
+cdef inline _Fast _fast(object settings):
+    cdef object cached = settings.compiled
+    if type(cached) is _Fast:
+        return <_Fast>cached
+    cached = _Fast(settings)
+    settings.compiled = cached
+    return <_Fast>cached
+
+
+cdef bint _origin_allowed(_Fast settings, object origin) except -1:
     cdef Py_ssize_t n = 0, i
     cdef const unsigned char* p
     if not origin:
@@ -988,7 +1038,7 @@ cdef bint _origin_allowed(object settings, object origin) except -1:
     for i in range(n):
         if p[i] <= 32 or p[i] >= 127 or p[i] == 44:
             return False
-    if origin in <frozenset>settings.origins:
+    if origin in settings.origins:
         return True
     regex = settings.origin_regex
     return regex is not None and regex.fullmatch(origin) is not None
@@ -996,7 +1046,7 @@ cdef bint _origin_allowed(object settings, object origin) except -1:
 
 def origin_allowed(settings, origin):
     """Whether a list/regex CORS config allows this ``Origin`` as sent."""
-    return _origin_allowed(settings, origin)
+    return _origin_allowed(_fast(settings), origin)
 
 
 # App headers ----------------------------------------------------------------------
@@ -1195,7 +1245,7 @@ cdef _merge_vary(list values, list tokens):
     return _py._merge_vary(values, tokens)
 
 
-cdef void _cors(object settings, int mode, environ, list out) except *:
+cdef void _cors(_Fast settings, int mode, environ, list out) except *:
     if mode == CORS_ANY:
         out.append(("Access-Control-Allow-Origin", "*"))
         out.extend(settings.cors_headers)
@@ -1206,7 +1256,7 @@ cdef void _cors(object settings, int mode, environ, list out) except *:
             out.extend(settings.cors_headers)
 
 
-cdef void _finish_headers(object settings, environ, _AppHeaders app, list out, bint vary_encoding) except *:
+cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bint vary_encoding) except *:
     cdef int mode = settings.cors
     cdef list tokens
     cdef Py_ssize_t nvary = len(app.vary)
@@ -1270,7 +1320,7 @@ cdef bint _not_in_304(object name) except -1:
             or hid == H_CONTENT_LANGUAGE or hid == H_CONTENT_RANGE or hid == H_CONTENT_MD5)
 
 
-cdef tuple _not_modified(object settings, environ, _AppHeaders app, object app_etag, object our_etag, bint vary_encoding):
+cdef tuple _not_modified(_Fast settings, environ, _AppHeaders app, object app_etag, object our_etag, bint vary_encoding):
     cdef list out = []
     for h in _with_etag(app.kept, app.etag_raw, app_etag):
         if not _not_in_304(h[0]):
@@ -1314,6 +1364,10 @@ cdef inline bint _get_or_head(environ) except -1:
 
 def preflight(settings, environ):
     """Headers of the ``204`` answering a preflight."""
+    return _preflight(_fast(settings), environ)
+
+
+cdef list _preflight(_Fast settings, environ):
     cdef list out = []
     if settings.cors == CORS_ANY:
         out.append(("Access-Control-Allow-Origin", "*"))
@@ -1347,6 +1401,10 @@ cdef bint _ieq_strip(object value, const char* lit, Py_ssize_t m) except -1:
 
 def respond(settings, environ, status, headers, body):
     """Process a buffered response; the returned body is what a ``GET`` sends."""
+    return _respond(_fast(settings), environ, status, headers, body)
+
+
+cdef tuple _respond(_Fast settings, environ, status, headers, body):
     cdef int code = _status_code(status)
     cdef _AppHeaders app
     cdef list out
@@ -1378,22 +1436,42 @@ def respond(settings, environ, status, headers, body):
         elif _cache_control_has(app.cache_control, "no-store", 8):
             current = ()
         else:
-            digest = md5_hex(body)
-            our_etag = f'"{digest}-gzip"' if compress else f'"{digest}"'
-            current = (f'"{digest}"', f'"{digest}-gzip"')
+            our_etag, current = _our_tags(body, compress)
         if _conditional_match(environ, current, app.last_modified):
             status, out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
             return status, out, b""
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
     if compress:
-        body = gzip_compress(body, settings.gzip_level)
+        if type(body) is bytes:
+            body = _gzip_compress_ptr(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), settings.gzip_level)
+        else:
+            body = gzip_compress(body, settings.gzip_level)
         out.append(("Content-Encoding", "gzip"))
     out.append(("Content-Length", str(len(body))))
     if our_etag is not None:
         out.append(("ETag", our_etag))
     _finish_headers(settings, environ, app, out, eligible)
     return status, out, body
+
+
+cdef tuple _our_tags(object body, bint compress):
+    """(the ETag we send, the tags that name this content): ``"<md5>"`` and
+    ``"<md5>-gzip"`` (parity: _core_py.respond)."""
+    cdef char buf[40]
+    cdef object plain, gz, hexdigest
+    if type(body) is bytes:
+        _md5_hex_auto(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), buf + 1)
+    else:
+        hexdigest = md5_hex(body).encode("ascii")  # any other buffer: the Python-level path
+        memcpy(buf + 1, PyBytes_AS_STRING(hexdigest), 32)
+    buf[0] = 34  # '"'
+    buf[33] = 34
+    memcpy(buf + 33, b'-gzip"', 6)
+    gz = PyUnicode_DecodeASCII(buf, 39, NULL)
+    buf[33] = 34
+    plain = PyUnicode_DecodeASCII(buf, 34, NULL)
+    return (gz if compress else plain), (plain, gz)
 
 
 cdef inline bint _accepts_gzip_env(environ) except -1:
@@ -1403,6 +1481,10 @@ cdef inline bint _accepts_gzip_env(environ) except -1:
 
 def respond_stream(settings, environ, status, headers, bint may_compress):
     """Headers for a streamed body and what to do with it (a ``STREAM_*``)."""
+    return _respond_stream(_fast(settings), environ, status, headers, may_compress)
+
+
+cdef tuple _respond_stream(_Fast settings, environ, status, headers, bint may_compress):
     cdef int code = _status_code(status)
     cdef _AppHeaders app
     cdef list out
@@ -1443,3 +1525,108 @@ def respond_stream(settings, environ, status, headers, bint may_compress):
         out.append(("Content-Length", app.content_length))
     _finish_headers(settings, environ, app, out, eligible)
     return status, out, STREAM_GZIP if compress else STREAM_PASS
+
+
+# =============================================================================
+# The WSGI entry: ResponseMiddleware.__call__ (parity: _core_py.handle/Capture)
+# =============================================================================
+
+from asok_fast._core_py import _not_bytes
+
+
+cdef class Capture:
+    """The ``start_response`` handed to the app: it records, the middleware sends later."""
+
+    cdef public object status
+    cdef public object headers
+    cdef public object exc_info
+    cdef public list written
+    cdef public bint sent
+    cdef object _server
+
+    def __cinit__(self, server):
+        self.status = None
+        self.headers = []
+        self.exc_info = None
+        self.written = []
+        self.sent = False
+        self._server = server
+
+    def __call__(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            if self.sent:
+                # Headers are committed to the server: re-raise (PEP 3333).
+                try:
+                    raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            try:
+                self.status, self.headers, self.exc_info = status, headers, exc_info
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
+        else:
+            self.status = status
+            self.headers = headers
+        return self.write
+
+    def write(self, data):
+        """The legacy ``write()``: its bytes come first in the body."""
+        if type(data) is not bytes:
+            raise _not_bytes(data)
+        self.written.append(data)
+
+    def send(self, status, headers):
+        """Hand the final status and headers to the server's ``start_response``."""
+        self.sent = True
+        if self.exc_info:
+            self._server(status, headers, self.exc_info)
+        else:
+            self._server(status, headers)
+
+
+def handle(mw, environ, start_response):
+    """One WSGI call through the middleware ``mw`` (its ``__call__``)."""
+    cdef tuple state = mw._state
+    cdef Capture capture
+    cdef bint head
+    cdef _Fast fast
+    settings = state[1]
+    if mw._config.version != state[0]:
+        settings = mw._rebuild()
+    fast = _fast(settings)
+    if not fast.active:
+        return mw.app(environ, start_response)
+    method = _env(environ, "REQUEST_METHOD")
+    if (
+        method == "OPTIONS"
+        and fast.cors
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+        and "HTTP_ORIGIN" in environ
+    ):
+        start_response("204 No Content", _preflight(fast, environ))
+        return []
+    head = method == "HEAD"
+    app_environ = environ
+    if head:
+        app_environ = environ.copy()
+        app_environ["REQUEST_METHOD"] = "GET"
+    capture = Capture(start_response)
+    result = mw.app(app_environ, capture)
+    # The common case, finished here: a one-chunk list body (what Flask,
+    # Django and Asok return for a buffered page), exactly as mw._finish's
+    # list branch would (a plain list has no close()).
+    if (
+        type(result) is list
+        and len(<list>result) == 1
+        and type((<list>result)[0]) is bytes
+        and capture.status is not None
+        and not capture.written
+    ):
+        status, headers, body = _respond(fast, environ, capture.status, capture.headers, (<list>result)[0])
+        capture.send(status, headers)
+        if head or not body:
+            return []
+        return [body]
+    return mw._finish(settings, environ, head, capture, result)

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import zlib
 from hashlib import md5 as _md5
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._config import CORS_ANY, CORS_LIST, CORS_OFF, Settings
 from ._httpdate import parse_http_date
 
 __all__ = [
+    "Capture",
+    "handle",
     "STREAM_PASS",
     "STREAM_GZIP",
     "STREAM_EMPTY",
@@ -611,3 +613,96 @@ def respond_stream(
         out.append(("Content-Length", app.content_length))
     _finish_headers(settings, environ, app, out, eligible)
     return status, out, STREAM_GZIP if compress else STREAM_PASS
+
+
+# --- the WSGI entry -------------------------------------------------------------------
+# ResponseMiddleware.__call__ is the chosen core's handle(): the per-request
+# dispatch (preflight, the app call, the common one-chunk buffered response)
+# runs in the core, so that the compiled twin keeps it in C; every other body
+# goes to the shared plumbing in middleware.py (mw._finish).
+
+
+def _not_bytes(chunk: object) -> TypeError:
+    """The error for a body chunk or write() that is not bytes (both twins)."""
+    return TypeError(
+        f"the WSGI application yielded a {type(chunk).__name__}, not bytes "
+        "(PEP 3333: a response body is made of byte strings)"
+    )
+
+
+class Capture:
+    """The ``start_response`` handed to the app: it records, the middleware sends later.
+
+    Parity: ``_core_c.Capture``.
+    """
+
+    __slots__ = ("status", "headers", "exc_info", "written", "sent", "_server")
+
+    def __init__(self, server: Callable[..., object]) -> None:
+        self.status: Optional[str] = None
+        self.headers: List[Header] = []
+        self.exc_info: object = None
+        self.written: List[bytes] = []
+        self.sent = False
+        self._server = server
+
+    def __call__(self, status: str, headers: List[Header], exc_info: object = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            if self.sent:
+                # Our headers (gzip or not) are committed to the server, even if
+                # it has not written them yet: they cannot change now, so re-raise
+                # as PEP 3333 says a server must once headers are sent.
+                try:
+                    raise exc_info[1].with_traceback(exc_info[2])  # type: ignore[index]
+                finally:
+                    exc_info = None
+            try:
+                self.status, self.headers, self.exc_info = status, headers, exc_info
+            finally:
+                exc_info = None  # no traceback cycle
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
+        else:
+            self.status, self.headers = status, headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()``: its bytes come first in the body."""
+        if type(data) is not bytes:
+            raise _not_bytes(data)
+        self.written.append(data)
+
+    def send(self, status: str, headers: List[Header]) -> None:
+        """Hand the final status and headers to the server's ``start_response``."""
+        self.sent = True
+        if self.exc_info:
+            self._server(status, headers, self.exc_info)
+        else:
+            self._server(status, headers)
+
+
+def handle(mw: "Any", environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]:
+    """One WSGI call through the middleware ``mw`` (its ``__call__``)."""
+    version, settings = mw._state
+    if mw._config.version != version:
+        settings = mw._rebuild()
+    if not settings.active:
+        return mw.app(environ, start_response)  # type: ignore[no-any-return]
+    method = environ.get("REQUEST_METHOD")
+    if (
+        method == "OPTIONS"
+        and settings.cors
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+        and "HTTP_ORIGIN" in environ
+    ):
+        start_response("204 No Content", preflight(settings, environ))
+        return []
+    app_environ = environ
+    if method == "HEAD":
+        # Run the app as for GET, so that HEAD gets exactly GET's headers
+        # (Content-Length, ETag, Content-Encoding); the body is dropped.
+        app_environ = environ.copy()
+        app_environ["REQUEST_METHOD"] = "GET"
+    capture = Capture(start_response)
+    result = mw.app(app_environ, capture)
+    return mw._finish(settings, environ, method == "HEAD", capture, result)  # type: ignore[no-any-return]

@@ -9,67 +9,17 @@ decision about headers and every byte of output comes from the core
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from . import _core
 from ._config import Config, Settings, build_settings, initial_values
+from ._core_py import Capture, _not_bytes
 
 Header = Tuple[str, str]
 StartResponse = Callable[..., Callable[[bytes], Any]]
 
 _EMPTY: List[bytes] = []
 _END = object()  # next()'s default: the app's iterable is exhausted
-
-
-def _not_bytes(chunk: object) -> TypeError:
-    return TypeError(
-        f"the WSGI application yielded a {type(chunk).__name__}, not bytes "
-        "(PEP 3333: a response body is made of byte strings)"
-    )
-
-
-class _Capture:
-    """The ``start_response`` handed to the app: it records, we send later."""
-
-    __slots__ = ("status", "headers", "exc_info", "written", "sent", "_server")
-
-    def __init__(self, server: StartResponse) -> None:
-        self.status: Optional[str] = None
-        self.headers: List[Header] = []
-        self.exc_info: Any = None
-        self.written: List[bytes] = []
-        self.sent = False
-        self._server = server
-
-    def __call__(self, status: str, headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
-        if exc_info is not None:
-            if self.sent:
-                # Our headers (gzip or not) are committed to the server, even if
-                # it has not written them yet: they cannot change now, so re-raise
-                # as PEP 3333 says a server must once headers are sent.
-                try:
-                    raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            try:
-                self.status, self.headers, self.exc_info = status, headers, exc_info
-            finally:
-                exc_info = None  # no traceback cycle
-        elif self.status is not None:
-            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
-        else:
-            self.status, self.headers = status, headers
-        return self.write
-
-    def write(self, data: bytes) -> None:
-        """The legacy ``write()``: its bytes come first in the body."""
-        if type(data) is not bytes:
-            raise _not_bytes(data)
-        self.written.append(data)
-
-    def send(self, status: str, headers: List[Header]) -> None:
-        self.sent = True
-        self._server(status, headers, self.exc_info) if self.exc_info else self._server(status, headers)
 
 
 class _Stream:
@@ -137,7 +87,7 @@ def _close(result: Any) -> None:
         close()
 
 
-def _check_started(capture: _Capture) -> None:
+def _check_started(capture: Capture) -> None:
     if capture.status is None:
         raise AssertionError("the WSGI application returned without calling start_response")
 
@@ -169,6 +119,13 @@ class ResponseMiddleware:
     takes compression over (the app's ``GZIP`` is set to ``False``), so a body
     is compressed once, here.
     """
+
+    def __new__(cls, app: Any = None, config: Any = None, *, _core_module: Optional[ModuleType] = None) -> "ResponseMiddleware":
+        # The private seam for tests and benches: an instance bound to a given
+        # core is one of a subclass whose __call__ is that core's handle().
+        if _core_module is not None and cls.__call__ is not _core_module.handle:
+            cls = _bound_class(cls, _core_module)
+        return super().__new__(cls)
 
     def __init__(self, app: Callable[..., Iterable[bytes]], config: Optional[Mapping[str, Any]] = None, *, _core_module: Optional[ModuleType] = None) -> None:
         if not callable(app):
@@ -217,35 +174,17 @@ class ResponseMiddleware:
         self._state = (version, settings)
         return settings
 
-    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        version, settings = self._state
-        if self._config.version != version:
-            settings = self._rebuild()
-        if not settings.active:
-            return self.app(environ, start_response)
+    # The per-request entry is the core's: ``handle(mw, environ, start_response)``
+    # binds as a method, so with the compiled core the dispatch runs in C.
+    __call__ = _core.core.handle
+
+    def _finish(self, settings: Settings, environ: dict, head: bool, capture: Capture, result: Any) -> Iterable[bytes]:
+        """Buffer or stream ``result``, closing it exactly once on every path.
+
+        Called by the core's ``handle()`` for every response but the one-chunk
+        list bodies it finishes itself.
+        """
         core = self._core
-        method = environ.get("REQUEST_METHOD")
-        if (
-            method == "OPTIONS"
-            and settings.cors
-            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-            and "HTTP_ORIGIN" in environ
-        ):
-            start_response("204 No Content", core.preflight(settings, environ))
-            return _EMPTY
-
-        app_environ = environ
-        if method == "HEAD":
-            # Run the app as for GET, so that HEAD gets exactly GET's headers
-            # (Content-Length, ETag, Content-Encoding); the body is dropped.
-            app_environ = environ.copy()
-            app_environ["REQUEST_METHOD"] = "GET"
-        capture = _Capture(start_response)
-        result = self.app(app_environ, capture)
-        return self._finish(settings, core, environ, method == "HEAD", capture, result)
-
-    def _finish(self, settings: Settings, core: ModuleType, environ: dict, head: bool, capture: _Capture, result: Any) -> Iterable[bytes]:
-        """Buffer or stream ``result``, closing it exactly once on every path."""
         if isinstance(result, (list, tuple)):  # subclasses too (SPEC: "a list or tuple")
             try:
                 _check_started(capture)
@@ -302,7 +241,7 @@ class ResponseMiddleware:
         return b"".join(written + list(result)) if written else b"".join(result)
 
     @staticmethod
-    def _send(settings: Settings, core: ModuleType, environ: dict, head: bool, capture: _Capture, body: bytes) -> List[bytes]:
+    def _send(settings: Settings, core: ModuleType, environ: dict, head: bool, capture: Capture, body: bytes) -> List[bytes]:
         status, headers, body = core.respond(settings, environ, capture.status, capture.headers, body)
         capture.send(status, headers)
         if head or not body:
@@ -315,7 +254,7 @@ class ResponseMiddleware:
         core: ModuleType,
         environ: dict,
         head: bool,
-        capture: _Capture,
+        capture: Capture,
         result: Any,
         iterator: Iterator[bytes],
         pending: List[bytes],
@@ -347,3 +286,17 @@ class ResponseMiddleware:
             stream.close()
             raise
         return stream
+
+
+_BOUND: Dict[Tuple[type, ModuleType], type] = {}
+
+
+def _bound_class(cls: type, core: ModuleType) -> type:
+    """``cls`` with ``core.handle`` as its ``__call__`` (one class per pair, cached)."""
+    key = (cls, core)
+    bound = _BOUND.get(key)
+    if bound is None:
+        bound = type(cls.__name__, (cls,), {"__call__": core.handle, "__module__": cls.__module__, "__doc__": cls.__doc__})
+        bound.__qualname__ = cls.__qualname__
+        _BOUND[key] = bound
+    return bound
