@@ -13,6 +13,8 @@ Sections:
   6. zlib: one-shot gzip (gzip_compress)
   7. zlib: streaming gzip (GzipStream)
   8. zlib: version
+  9. Request-header parsing and per-response decisions
+ 10. The WSGI entry (handle, Capture)
 """
 
 # =============================================================================
@@ -674,7 +676,7 @@ def zlib_version():
 
 
 # =============================================================================
-# Request-header parsing and per-response decisions.
+# 9. Request-header parsing and per-response decisions.
 #
 # Twin of asok_fast/_core_py.py: every function here must give the same result
 # as the one of the same name there (tests/test_parity.py checks).  Request
@@ -1528,7 +1530,7 @@ cdef tuple _respond_stream(_Fast settings, environ, status, headers, bint may_co
 
 
 # =============================================================================
-# The WSGI entry: ResponseMiddleware.__call__ (parity: _core_py.handle/Capture)
+# 10. The WSGI entry: ResponseMiddleware.__call__ (parity: _core_py.handle/Capture)
 # =============================================================================
 
 from asok_fast._core_py import _not_bytes

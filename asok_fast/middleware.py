@@ -1,9 +1,12 @@
-"""The WSGI middleware: plumbing shared by both cores.
+"""The WSGI middleware: configuration and the body plumbing shared by both cores.
 
-Calling the app, capturing ``start_response``, telling finite bodies from
-streams, ``HEAD``, ``close()`` and ``exc_info`` (PEP 3333) live here; every
-decision about headers and every byte of output comes from the core
-(``_core_py`` or its compiled twin ``_core_c``).
+``ResponseMiddleware.__call__`` is the chosen core's ``handle()``: it answers
+preflights, calls the app and finishes the common one-chunk list body itself
+(in C with the compiled core).  Every other body comes back here: telling
+finite bodies from streams, ``HEAD``, ``wsgi.file_wrapper``, ``close()``
+exactly once and ``exc_info`` (PEP 3333).  Every decision about headers and
+every byte of output comes from the core (``_core_py`` or its compiled twin
+``_core_c``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,6 @@ from ._config import Config, Settings, build_settings, initial_values
 from ._core_py import Capture, _not_bytes
 
 Header = Tuple[str, str]
-StartResponse = Callable[..., Callable[[bytes], Any]]
-
-_EMPTY: List[bytes] = []
 _END = object()  # next()'s default: the app's iterable is exhausted
 
 
@@ -245,7 +245,7 @@ class ResponseMiddleware:
         status, headers, body = core.respond(settings, environ, capture.status, capture.headers, body)
         capture.send(status, headers)
         if head or not body:
-            return _EMPTY
+            return []
         return [body]
 
     @staticmethod
@@ -271,7 +271,7 @@ class ResponseMiddleware:
                 capture.send(status, headers)
             finally:
                 _close(result)  # closed unread: no body byte goes out
-            return _EMPTY
+            return []
         if mode == core.STREAM_PASS and not pending and not may_compress:
             try:
                 capture.send(status, headers)
