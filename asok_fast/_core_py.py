@@ -22,6 +22,7 @@ absent or unmatched, which keeps both twins trivially in step.
 
 from __future__ import annotations
 
+import operator
 import zlib
 from hashlib import md5 as _md5
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -94,6 +95,7 @@ def _check_level(level: int) -> int:
     Level 0 is refused: stored blocks depend on output buffer sizes, so their
     bytes could differ between the twins.
     """
+    level = operator.index(level)  # a float is refused, with the same message on every Python
     if level == -1:
         return 6
     if 1 <= level <= 9:
