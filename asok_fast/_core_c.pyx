@@ -694,6 +694,7 @@ from asok_fast._config import CORS_ANY as _PY_CORS_ANY, CORS_LIST as _PY_CORS_LI
 from asok_fast._httpdate import parse_http_date as _parse_http_date
 from asok_fast import _core_py as _py
 
+cimport cython
 from libc.string cimport memcpy
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
@@ -1179,6 +1180,8 @@ cdef int _status_code(object status) except -1:
     return (p[0] - 48) * 100 + (p[1] - 48) * 10 + (p[2] - 48)
 
 
+@cython.freelist(8)
+@cython.no_gc  # holds only the app's header values: never part of a cycle
 cdef class _AppHeaders:
     """The app's headers, read in one pass (parity: _core_py._AppHeaders)."""
 
@@ -1258,6 +1261,11 @@ cdef void _cors(_Fast settings, int mode, environ, list out) except *:
             out.extend(settings.cors_headers)
 
 
+cdef tuple _VARY_BOTH = ("Vary", "Accept-Encoding, Origin")
+cdef tuple _VARY_ENCODING = ("Vary", "Accept-Encoding")
+cdef tuple _VARY_ORIGIN = ("Vary", "Origin")
+
+
 cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bint vary_encoding) except *:
     cdef int mode = settings.cors
     cdef list tokens
@@ -1272,8 +1280,13 @@ cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bi
         else:
             tokens = []
         if nvary == 0:
-            if tokens:
-                out.append(("Vary", ", ".join(tokens)))
+            # The app set no Vary: one of three constant headers, no join.
+            if vary_encoding and mode == CORS_LIST:
+                out.append(_VARY_BOTH)
+            elif vary_encoding:
+                out.append(_VARY_ENCODING)
+            elif mode == CORS_LIST:
+                out.append(_VARY_ORIGIN)
         else:
             merged = _merge_vary(app.vary, tokens)
             if merged is None:
@@ -1536,6 +1549,7 @@ cdef tuple _respond_stream(_Fast settings, environ, status, headers, bint may_co
 from asok_fast._core_py import _not_bytes
 
 
+@cython.freelist(8)
 cdef class Capture:
     """The ``start_response`` handed to the app: it records, the middleware sends later."""
 
