@@ -1041,6 +1041,8 @@ cdef bint _origin_allowed(_Fast settings, object origin) except -1:
     for i in range(n):
         if p[i] <= 32 or p[i] >= 127 or p[i] == 44:
             return False
+    if n == 1 and p[0] == 42:
+        return False  # "*" is never a serialized origin (RFC 6454 7.1): never echoed
     if origin in settings.origins:
         return True
     regex = settings.origin_regex
@@ -1209,12 +1211,13 @@ cdef class _AppHeaders:
         self.vary = []
         self.content_length = None
         for header in headers:
-            try:
-                name, value = header
-            except (TypeError, ValueError):
-                raise _py._bad_header(header) from None
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise _py._bad_header(header)
+            if type(header) is tuple and PyTuple_GET_SIZE(header) == 2:
+                name = (<tuple>header)[0]
+                value = (<tuple>header)[1]
+                if not isinstance(name, str) or not isinstance(value, str):
+                    raise _py._bad_header(header)
+            else:
+                name, value = _py._header_pair(header)  # lists, and the error
             hid = _header_id(name)
             if hid == H_CONTENT_LENGTH:
                 if self.content_length is None:

@@ -269,8 +269,8 @@ def origin_allowed(settings: Settings, origin: Optional[str]) -> bool:
     """
     if not isinstance(origin, str) or not origin or not origin.isascii() or not origin.isprintable():
         return False
-    if " " in origin or "," in origin:
-        return False
+    if " " in origin or "," in origin or origin == "*":
+        return False  # "*" is never a serialized origin (RFC 6454 7.1): never echoed
     if origin in settings.origins:
         return True
     regex = settings.origin_regex
@@ -337,6 +337,16 @@ def _bad_header(header: object) -> TypeError:
     return TypeError(f"response header {header!r} is not a (name, value) pair of str (PEP 3333)")
 
 
+def _header_pair(header: object) -> Tuple[str, str]:
+    """``header`` as (name, value), or the PEP 3333 TypeError (shared by both twins)."""
+    if not isinstance(header, (tuple, list)) or len(header) != 2:
+        raise _bad_header(header)
+    name, value = header
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise _bad_header(header)
+    return name, value
+
+
 class _AppHeaders:
     """The app's headers, read in one pass: what the decisions need."""
 
@@ -365,12 +375,7 @@ class _AppHeaders:
         self.vary: List[str] = []
         self.content_length: Optional[str] = None
         for header in headers:
-            try:
-                name, value = header
-            except (TypeError, ValueError):
-                raise _bad_header(header) from None
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise _bad_header(header)
+            name, value = _header_pair(header)
             lname = name.lower()
             if lname == "content-length":
                 if self.content_length is None:

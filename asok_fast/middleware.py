@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 from . import _core
 from ._config import Config, Settings, build_settings, initial_values
-from ._core_py import Capture, _not_bytes
+from ._core_py import Capture, _header_pair, _not_bytes
 
 Header = Tuple[str, str]
 _END = object()  # next()'s default: the app's iterable is exhausted
@@ -92,20 +92,26 @@ def _check_started(capture: Capture) -> None:
         raise AssertionError("the WSGI application returned without calling start_response")
 
 
-def _declared_length(headers: List[Header]) -> int:
-    """The app's ``Content-Length`` as an int, -1 when absent or unreadable."""
-    for name, value in headers:
-        if name.lower() == "content-length":
+def _buffer_hints(headers: List[Header]) -> Tuple[int, bool]:
+    """(the app's ``Content-Length``, -1 when absent or unreadable; whether it
+    is ``text/event-stream``), with the same header checks as the core."""
+    length = -1
+    event_stream = False
+    seen_length = seen_type = False
+    for header in headers:
+        name, value = _header_pair(header)
+        lname = name.lower()
+        if lname == "content-length" and not seen_length:
+            seen_length = True
             value = value.strip()
-            return int(value) if value.isdigit() and value.isascii() else -1
-    return -1
-
-
-def _is_event_stream(headers: List[Header]) -> bool:
-    for name, value in headers:
-        if name.lower() == "content-type":
-            return value.partition(";")[0].strip(" \t").lower() == "text/event-stream"
-    return False
+            # More digits than any body could have counts as unreadable (and
+            # int() would refuse over sys.get_int_max_str_digits() digits).
+            if value.isdigit() and value.isascii() and len(value) <= 18:
+                length = int(value)
+        elif lname == "content-type" and not seen_type:
+            seen_type = True
+            event_stream = value.partition(";")[0].strip(" \t").lower() == "text/event-stream"
+    return length, event_stream
 
 
 class ResponseMiddleware:
@@ -213,8 +219,8 @@ class ResponseMiddleware:
                     pending.append(chunk)
                 may_compress = True
                 headers = capture.headers
-                length = _declared_length(headers)
-                buffer = 0 <= length <= settings.buffer_max and not _is_event_stream(headers)
+                length, event_stream = _buffer_hints(headers)
+                buffer = 0 <= length <= settings.buffer_max and not event_stream
                 if buffer:
                     for chunk in iterator:
                         if type(chunk) is not bytes:

@@ -1,0 +1,771 @@
+"""``asok-fast bench``: every stack on every workload, interleaved, as one table.
+
+How it measures (and why):
+
+* Every stack is built first, so the frameworks are loaded in this process even
+  for the stacks that do not use them.  A bare process misleads: there glibc
+  hands the 256 KB a zlib stream allocates back to the system on every free, so
+  each deflateInit pays page faults that a real server process does not pay.
+* Each stack answers each workload once and is checked for the work it claims
+  (gzip that decodes to the bare app's body, an ETag, a 304, CORS headers) before
+  it is timed: a stack that skips work would look fast.
+* A *round* times one batch (about ``--batch-ms`` of requests) of every cell, in a
+  shuffled order, workload by workload.  The time per request of a cell is the
+  median over rounds; its overhead is the median over rounds of (cell - the same
+  framework's bare app in the same round), so slow phases of a shared machine hit
+  both sides of each difference.
+* W3 on two threads: requests per second of one thread, then of two threads on
+  the same middleware, alternated ``--thread-reps`` times; the ratio of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import stacks as st
+from . import workloads as wl
+
+__all__ = ["add_arguments", "run", "measure", "Results"]
+
+US = 1000.0  # ns per microsecond
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rounds", type=int, default=40, help="interleaved rounds (default 40)")
+    parser.add_argument("--batch-ms", type=float, default=4.0, help="target duration of one timed batch (default 4 ms)")
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: the thread's CPU time per request (default; a shared machine's other processes do not "
+        "inflate it); wall: perf_counter",
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 short rounds, short thread test (numbers are rough)")
+    parser.add_argument("--workloads", default="", metavar="W1,W3", help="only these workloads (default: all)")
+    parser.add_argument(
+        "--anchors",
+        default="flask,django,asok",
+        metavar="LIST",
+        help="anchor frameworks to build: any of flask,django,asok, or 'none' (default: all that import)",
+    )
+    parser.add_argument("--thread-seconds", type=float, default=0.6, help="length of one W3 throughput sample (default 0.6 s)")
+    parser.add_argument("--thread-reps", type=int, default=5, help="W3 one/two-thread samples, alternated (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the in-round shuffle")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--svg", metavar="PATH", help="also draw the results as an SVG chart")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (not only on a failed check)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class Progress:
+    """One status line on stderr: redrawn in place on a terminal, a line per step otherwise."""
+
+    def __init__(self, enabled: bool = True, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.started = time.monotonic()
+        self._last_line = 0.0
+        self._width = 0
+
+    def note(self, text: str) -> None:
+        """A message that stays."""
+        if not self.enabled:
+            return
+        self._clear()
+        print(text, file=self.stream, flush=True)
+
+    def update(self, done: int, total: int, text: str) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        width = 24
+        filled = int(width * done / total) if total else width
+        eta = elapsed / done * (total - done) if done else 0.0
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {elapsed:5.0f}s eta {eta:4.0f}s  {text}"
+        if self.tty:
+            line = line[:118]
+            self.stream.write("\r" + line.ljust(self._width))
+            self.stream.flush()
+            self._width = len(line)
+        elif time.monotonic() - self._last_line > 5 or done == total:
+            print(line, file=self.stream, flush=True)
+            self._last_line = time.monotonic()
+
+    def _clear(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+
+    def done(self) -> None:
+        self._clear()
+
+
+# --- measurement ------------------------------------------------------------------------------
+
+
+@dataclass
+class CellResult:
+    stack: str
+    workload: str
+    per_batch: int = 0
+    samples: List[float] = field(default_factory=list)  # ns per request, one per round
+    diffs: List[float] = field(default_factory=list)  # ns, minus the bare app in the same round
+    bytes_out: Optional[int] = None
+    status: Optional[int] = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def overhead(self) -> Optional[float]:
+        return statistics.median(self.diffs) if self.diffs else None
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range over the median, in percent."""
+        if len(self.samples) < 4:
+            return float("nan")
+        q = statistics.quantiles(self.samples, n=4)
+        return 100.0 * (q[2] - q[0]) / self.median
+
+
+@dataclass
+class Results:
+    machine: Dict[str, Any]
+    stacks: List[Dict[str, Any]]
+    workloads: List[Dict[str, Any]]
+    cells: Dict[Tuple[str, str], CellResult]
+    skipped: Dict[Tuple[str, str], str]
+    failed: Dict[Tuple[str, str], str]
+    unavailable: Dict[str, str]
+    threads: Dict[str, Any]
+    rounds: int
+    seconds: float
+    clock: str = "cpu"
+    targets: List[Dict[str, Any]] = field(default_factory=list)
+
+    def cell(self, stack: str, workload: str) -> Optional[CellResult]:
+        return self.cells.get((stack, workload))
+
+
+def _calibrate(run: Callable[[int], int], batch_ns: float) -> int:
+    """How many requests make one batch of about ``batch_ns``."""
+    run(1)
+    run(1)  # warm caches, lazy imports, first-request paths
+    n = 1
+    while True:
+        elapsed = run(n)
+        if elapsed >= batch_ns / 4 or n >= 1 << 16:
+            break
+        n *= 4
+    per = max(elapsed / n, 1.0)
+    return max(1, min(1 << 18, int(round(batch_ns / per))))
+
+
+def machine_info() -> Dict[str, Any]:
+    info: Dict[str, Any] = {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+    }
+    try:
+        info["cpus_usable"] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pass
+    from .. import __version__
+
+    info["asok_fast"] = __version__
+    core, reason = st.compiled_core()
+    info["compiled_core"] = "available" if core is not None else reason
+    if core is not None and hasattr(core, "zlib_version"):
+        info["zlib_compiled_core"] = core.zlib_version()
+    versions = {}
+    for dist in ("flask", "flask-compress", "flask-cors", "werkzeug", "django", "django-cors-headers", "asok"):
+        try:
+            from importlib.metadata import version
+
+            versions[dist] = version(dist)
+        except Exception:
+            pass
+    info["anchors"] = versions
+    return info
+
+
+def _loadavg() -> Optional[float]:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure(
+    stacks: Sequence[st.Stack],
+    workloads: Sequence[wl.Workload],
+    rounds: int,
+    batch_ms: float,
+    seed: int = 0,
+    progress: Optional[Progress] = None,
+) -> Tuple[Dict[Tuple[str, str], CellResult], Dict[Tuple[str, str], str], Dict[Tuple[str, str], str], Dict[Tuple[str, str], st.Cell]]:
+    """Check and time every (stack, workload); return results, skipped, failed, cells."""
+    progress = progress or Progress(False)
+    cells: Dict[Tuple[str, str], st.Cell] = {}
+    skipped: Dict[Tuple[str, str], str] = {}
+    failed: Dict[Tuple[str, str], str] = {}
+    results: Dict[Tuple[str, str], CellResult] = {}
+    batch_ns = batch_ms * 1e6
+
+    pairs = [(s, w) for w in workloads for s in stacks]
+    for i, (stack, workload) in enumerate(pairs, 1):
+        progress.update(i, len(pairs), f"check + calibrate {stack.id} on {workload.id}")
+        key = (stack.id, workload.id)
+        reason = stack.not_applicable(workload)
+        if reason:
+            skipped[key] = reason
+            continue
+        try:
+            cell = stack.prepare(workload)
+        except st.CheckFailed as exc:
+            failed[key] = str(exc)
+            continue
+        cells[key] = cell
+        result = CellResult(stack.id, workload.id, bytes_out=cell.info.get("bytes_out"))
+        if cell.response is not None:
+            result.status = cell.response.status
+        result.per_batch = _calibrate(cell.run, batch_ns)
+        results[key] = result
+    # A stack whose bare app failed cannot have an overhead.
+    rng = random.Random(seed)
+    by_workload = {w.id: [key for key in cells if key[1] == w.id] for w in workloads}
+    total = rounds * len(cells)
+    done = 0
+    for r in range(rounds):
+        gc.collect()
+        order = list(workloads)
+        rng.shuffle(order)
+        for workload in order:
+            keys = list(by_workload[workload.id])
+            rng.shuffle(keys)
+            round_ns: Dict[str, float] = {}
+            for key in keys:
+                result = results[key]
+                ns = cells[key].run(result.per_batch) / result.per_batch
+                result.samples.append(ns)
+                round_ns[key[0]] = ns
+                done += 1
+                progress.update(done, total, f"round {r + 1}/{rounds}: {key[0]} on {key[1]}")
+            for key in keys:
+                stack = cells[key].stack
+                if stack.role == "floor":
+                    results[key].diffs.append(round_ns[stack.id])
+                elif stack.bare is not None and stack.bare.id in round_ns:
+                    results[key].diffs.append(round_ns[stack.id] - round_ns[stack.bare.id])
+    progress.done()
+    return results, skipped, failed, cells
+
+
+def thread_scaling(stack: st.Stack, workload: wl.Workload, seconds: float, reps: int, progress: Optional[Progress] = None) -> Dict[str, Any]:
+    """Requests per second of ``stack`` on ``workload``: one thread vs two threads."""
+    cell = stack.prepare(workload)
+    run = cell.run
+    run(2)
+
+    def rps(threads: int) -> float:
+        counts = [0] * threads
+        barrier = threading.Barrier(threads + 1)
+        deadline = [0.0]
+
+        def worker(i: int) -> None:
+            barrier.wait()
+            n = 0
+            while time.perf_counter() < deadline[0]:
+                run(1)
+                n += 1
+            counts[i] = n
+
+        pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+        for t in pool:
+            t.start()
+        start = time.perf_counter()
+        deadline[0] = start + seconds
+        barrier.wait()
+        for t in pool:
+            t.join()
+        return sum(counts) / (time.perf_counter() - start)
+
+    one: List[float] = []
+    two: List[float] = []
+    for i in range(reps):
+        if progress:
+            progress.update(i, reps, f"{workload.id} throughput, {stack.id}: one thread vs two")
+        one.append(rps(1))
+        two.append(rps(2))
+    if progress:
+        progress.done()
+    m1, m2 = statistics.median(one), statistics.median(two)
+    return {"stack": stack.id, "workload": workload.id, "rps_1": m1, "rps_2": m2, "ratio": m2 / m1, "samples_1": one, "samples_2": two}
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    workload: str
+    name: str
+    op: str  # "<=" or ">="
+    limit: float
+    value: Optional[float]
+    detail: str
+    why_missing: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.value is None:
+            return "n/a"
+        ok = self.value <= self.limit if self.op == "<=" else self.value >= self.limit
+        return "PASS" if ok else "MISS"
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "workload": self.workload,
+            "target": self.name,
+            "op": self.op,
+            "limit": self.limit,
+            "value": self.value,
+            "status": self.status,
+            "detail": self.detail,
+            "why_missing": self.why_missing,
+        }
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b is None:
+        return None
+    if b <= 0:
+        return math.inf if a > 0 else None
+    return a / b
+
+
+def _us(ns: Optional[float]) -> str:
+    return "-" if ns is None else f"{_fmt_us(ns)} us"
+
+
+def evaluate_targets(res: Results) -> List[Target]:
+    def med(stack: str, w: str) -> Optional[float]:
+        c = res.cell(stack, w)
+        return c.median if c else None
+
+    def ovh(stack: str, w: str) -> Optional[float]:
+        c = res.cell(stack, w)
+        return c.overhead if c else None
+
+    out: List[Target] = []
+
+    def add(w: str, name: str, op: str, limit: float, value: Optional[float], detail: str, needs: Sequence[str]) -> None:
+        missing = [n for n in needs if res.cell(n, w) is None]
+        why = ""
+        if missing:
+            why = "; ".join(
+                f"{n}: {res.unavailable.get(n) or res.unavailable.get(n.split('+')[0]) or res.failed.get((n, w)) or res.skipped.get((n, w)) or 'not measured'}"
+                for n in missing
+            )
+        out.append(Target(w, name, op, limit, None if missing else value, detail, why))
+
+    c = "compiled"
+    # W1
+    add("W1", "compiled overhead / C-work floor", "<=", 1.0, _ratio(ovh(c, "W1"), med("floor", "W1")),
+        f"{_us(ovh(c, 'W1'))} vs floor {_us(med('floor', 'W1'))}", [c, "floor"])
+    for anchor, limit in (("flask+ext", 10.0), ("django+mw", 10.0), ("asok+gzip+cors", 3.0)):
+        add("W1", f"{anchor} overhead / compiled overhead", ">=", limit, _ratio(ovh(anchor, "W1"), ovh(c, "W1")),
+            f"{_us(ovh(anchor, 'W1'))} vs {_us(ovh(c, 'W1'))}", [c, anchor])
+    # W2
+    add("W2", "compiled overhead / MD5 floor", "<=", 1.5, _ratio(ovh(c, "W2"), med("floor", "W2")),
+        f"{_us(ovh(c, 'W2'))} vs floor {_us(med('floor', 'W2'))}", [c, "floor"])
+    for anchor in ("flask+ext", "django+mw"):
+        add("W2", f"{anchor} overhead / compiled overhead", ">=", 40.0, _ratio(ovh(anchor, "W2"), ovh(c, "W2")),
+            f"{_us(ovh(anchor, 'W2'))} vs {_us(ovh(c, 'W2'))}", [c, anchor])
+    # W3
+    add("W3", "compiled overhead / C-work floor (level 6)", "<=", 1.0, _ratio(ovh(c, "W3"), med("floor", "W3")),
+        f"{_us(ovh(c, 'W3'))} vs floor {_us(med('floor', 'W3'))}", [c, "floor"])
+    comp, floor = res.cell(c, "W3"), res.cell("floor", "W3")
+    size_value = None
+    if comp and floor and comp.bytes_out is not None and floor.bytes_out:
+        size_value = comp.bytes_out / floor.bytes_out
+    add("W3", "compressed size / floor's size", "<=", 1.0, size_value,
+        f"{comp.bytes_out if comp else '-'} B vs {floor.bytes_out if floor else '-'} B", [c, "floor"])
+    threads = res.threads.get(c)
+    out.append(Target("W3", "two threads / one thread (req/s)", ">=", 1.7, threads["ratio"] if threads else None,
+                      f"{threads['rps_2']:.0f} vs {threads['rps_1']:.0f} req/s" if threads else "-",
+                      "" if threads else (res.unavailable.get(c) or "not measured")))
+    # W4..W6
+    add("W4", "compiled time / bare WSGI call", "<=", 2.0, _ratio(med(c, "W4"), med("bare", "W4")),
+        f"{_us(med(c, 'W4'))} vs bare {_us(med('bare', 'W4'))}", [c, "bare"])
+    add("W5", "compiled time / bare WSGI call", "<=", 3.0, _ratio(med(c, "W5"), med("bare", "W5")),
+        f"{_us(med(c, 'W5'))} vs bare {_us(med('bare', 'W5'))}", [c, "bare"])
+    add("W6", "compiled overhead / MD5 floor", "<=", 1.2, _ratio(ovh(c, "W6"), med("floor", "W6")),
+        f"{_us(ovh(c, 'W6'))} vs floor {_us(med('floor', 'W6'))}", [c, "floor"])
+    # compiled vs pure
+    for w, limit in (("W1", 1.5), ("W4", 4.0), ("W5", 4.0)):
+        add(w, "python time / compiled time", ">=", limit, _ratio(med("python", w), med(c, w)),
+            f"{_us(med('python', w))} vs {_us(med(c, w))}", [c, "python"])
+    return out
+
+
+def framework_ratios(res: Results) -> List[Dict[str, Any]]:
+    """Not targets: each framework's own stack against the same bare app wrapped by
+    asok_fast (what a Flask or Django user swaps), overhead against overhead.
+
+    These overheads are measured after the framework's own work, with colder CPU
+    caches than the bare-app cells: zlib's state and tables are evicted between
+    requests, so the same gzip work costs more there than in the tight loop.
+    """
+    out = []
+    for w in res.workloads:
+        for anchor, ours in (("flask+ext", "flask+asok_fast"), ("django+mw", "django+asok_fast"), ("asok+gzip+cors", None)):
+            if ours is None:
+                continue
+            a, b = res.cell(anchor, w["id"]), res.cell(ours, w["id"])
+            if a is None or b is None or a.overhead is None or b.overhead is None:
+                continue
+            ratio = _ratio(a.overhead, b.overhead) if b.overhead > 0 else None
+            out.append({"workload": w["id"], "anchor": anchor, "asok_fast": ours, "anchor_overhead_ns": a.overhead,
+                        "asok_fast_overhead_ns": b.overhead, "ratio": ratio})
+    return out
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def _fmt_us(ns: Optional[float], signed: bool = False) -> str:
+    if ns is None:
+        return "-"
+    us = ns / US
+    a = abs(us)
+    text = f"{us:.0f}" if a >= 100 else f"{us:.1f}" if a >= 10 else f"{us:.2f}"
+    return ("+" + text if us >= 0 else text) if signed else text
+
+
+def render_table(res: Results) -> str:
+    lines: List[str] = []
+    m = res.machine
+    lines.append(
+        f"asok_fast {m.get('asok_fast')} bench: {m.get('cpu')}, {m.get('cpus')} CPUs, {m.get('python')}, "
+        f"zlib {m.get('zlib')}; {res.rounds} interleaved rounds in {res.seconds:.0f} s"
+    )
+    if m.get("anchors"):
+        lines.append("anchors: " + ", ".join(f"{name} {version}" for name, version in m["anchors"].items()))
+    load = m.get("loadavg_1min_before_after")
+    if load and None not in load:
+        lines.append(f"load average (1 min) before/after: {load[0]:.2f} / {load[1]:.2f} on {m.get('cpus')} CPUs")
+    clock = "CPU time of the serving thread" if res.clock == "cpu" else "wall-clock time"
+    lines.append(
+        f"{clock} per request in microseconds, median of rounds; (+overhead over the same framework's bare app)"
+    )
+    if m.get("frameworks_not_loaded"):
+        lines.append(
+            f"warning: measured without {', '.join(m['frameworks_not_loaded'])} loaded: the floor may read slower than in a server"
+        )
+    lines.append("")
+    wids = [w["id"] for w in res.workloads]
+    label_width = max(len(s["id"]) for s in res.stacks) + 2
+    col = 17
+    header = "stack".ljust(label_width) + "".join(f"{w['id']} {w['name']}".rjust(col) for w in res.workloads)
+    lines.append(header)
+    lines.append("-" * len(header))
+    for s in res.stacks:
+        row = s["id"].ljust(label_width)
+        for w in wids:
+            key = (s["id"], w)
+            c = res.cells.get(key)
+            if c is not None:
+                if s["role"] in ("bare",):
+                    text = _fmt_us(c.median)
+                elif s["role"] == "floor":
+                    text = f"{_fmt_us(c.median)}"
+                else:
+                    text = f"{_fmt_us(c.median)} ({_fmt_us(c.overhead, True)})"
+            elif key in res.failed:
+                text = "CHECK FAILED"
+            else:
+                text = "n/a"
+            row += text.rjust(col)
+        lines.append(row)
+    lines.append("")
+    for s in res.stacks:
+        lines.append(f"  {s['id']:<{label_width}}{s['label']}")
+    notes = sorted(set(res.skipped.values()))
+    if notes:
+        lines.append("")
+        lines.append("n/a: " + "; ".join(notes))
+    for key, why in sorted(res.failed.items()):
+        lines.append(f"CHECK FAILED {key[0]} on {key[1]}: {why}")
+    for name, why in sorted(res.unavailable.items()):
+        lines.append(f"not measured: {name}: {why}")
+    for t in res.threads.values():
+        lines.append(
+            f"W3 throughput, {t['stack']}: one thread {t['rps_1']:.0f} req/s, two threads {t['rps_2']:.0f} req/s "
+            f"(x{t['ratio']:.2f}) on {m.get('cpus_usable', m.get('cpus'))} CPUs"
+        )
+    views = framework_ratios(res)
+    if views:
+        lines.append("")
+        lines.append("through each framework (not targets; overhead of its own stack / of asok_fast around the same app):")
+        for v in views:
+            if v["ratio"] is not None:
+                ratio = f"{v['ratio']:.1f}x"
+            elif v["workload"] == "W4":
+                ratio = "asok_fast answers the preflight without calling the app"
+            else:
+                ratio = "asok_fast's overhead is below this run's noise"
+            lines.append(
+                f"  {v['workload']}  {v['anchor']:<10} {_fmt_us(v['anchor_overhead_ns'], True):>7} us  vs  "
+                f"{v['asok_fast']:<17} {_fmt_us(v['asok_fast_overhead_ns'], True):>7} us  -> {ratio}"
+            )
+    lines.append("")
+    lines.append("targets (ratios from this run)")
+    width = max(len(t["target"]) for t in res.targets) + 4
+    for t in res.targets:
+        value = t["value"]
+        shown = "-" if value is None else ("inf" if value == math.inf else f"{value:.2f}")
+        tail = t["detail"] if t["status"] != "n/a" else t["why_missing"]
+        lines.append(f"  {t['status']:<5}{t['workload']}  {t['target']:<{width}}{shown:>7} {t['op']} {t['limit']:<5g} {tail}")
+    return "\n".join(lines)
+
+
+def results_json(res: Results) -> Dict[str, Any]:
+    cells: Dict[str, Dict[str, Any]] = {}
+    for (stack, w), c in res.cells.items():
+        cells.setdefault(stack, {})[w] = {
+            "median_ns": c.median,
+            "overhead_ns": c.overhead,
+            "spread_iqr_pct": c.spread,
+            "requests_per_batch": c.per_batch,
+            "samples_ns": c.samples,
+            "bytes_out": c.bytes_out,
+            "status": c.status,
+        }
+    return {
+        "machine": res.machine,
+        "rounds": res.rounds,
+        "seconds": res.seconds,
+        "clock": res.clock,
+        "config": wl.CONFIG,
+        "workloads": res.workloads,
+        "stacks": res.stacks,
+        "results": cells,
+        "skipped": {f"{k[0]} {k[1]}": v for k, v in res.skipped.items()},
+        "check_failed": {f"{k[0]} {k[1]}": v for k, v in res.failed.items()},
+        "unavailable": res.unavailable,
+        "threads": res.threads,
+        "targets": res.targets,
+        "framework_ratios": framework_ratios(res),
+    }
+
+
+_COLOURS = {"wsgi": "#2b6cb0", "flask": "#2f855a", "django": "#b7791f", "asok": "#805ad5"}
+_FLOOR_COLOUR = "#a0aec0"
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def render_svg(res: Results) -> str:
+    """Per workload, each stack's overhead over its bare app (log scale), as bars."""
+    rows = [s for s in res.stacks if s["role"] != "bare"]
+    panel_w, bar_h, gap = 560, 16, 4
+    label_w, value_w = 130, 70
+    panel_h = 34 + len(rows) * (bar_h + gap)
+    cols = 2
+    nrows = math.ceil(len(res.workloads) / cols)
+    width = cols * panel_w + 40
+    height = 90 + nrows * (panel_h + 20) + 40 + 15 * len(res.targets)
+    values = [c.overhead for c in res.cells.values() if c.overhead and c.overhead > 0]
+    lo = min(values) if values else 100.0
+    hi = max(values) if values else 1e6
+    lo_exp = math.floor(math.log10(lo / US)) if values else -1
+    hi_exp = math.ceil(math.log10(hi / US)) if values else 3
+    span = max(hi_exp - lo_exp, 1)
+    bar_w = panel_w - label_w - value_w - 20
+
+    def x_of(ns: float) -> float:
+        return bar_w * (math.log10(ns / US) - lo_exp) / span
+
+    m = res.machine
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="DejaVu Sans, Arial, sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        '<text x="20" y="28" font-size="16" font-weight="bold">asok_fast: overhead per request over the same framework\'s bare app</text>',
+        f'<text x="20" y="48" fill="#4a5568">{_esc(str(m.get("cpu")))}, {m.get("cpus")} CPUs, {_esc(str(m.get("python")))}, zlib {m.get("zlib")}; '
+        f"median of {res.rounds} interleaved rounds; log scale, microseconds; grey = C-work floor (hashlib + zlib)</text>",
+    ]
+    legend_x = 20
+    for name, colour in list(_COLOURS.items()) + [("floor", _FLOOR_COLOUR)]:
+        out.append(f'<rect x="{legend_x}" y="58" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{legend_x + 14}" y="67">{name}</text>')
+        legend_x += 80
+    for i, w in enumerate(res.workloads):
+        px = 20 + (i % cols) * panel_w
+        py = 90 + (i // cols) * (panel_h + 20)
+        out.append(f'<text x="{px}" y="{py + 12}" font-size="13" font-weight="bold">{_esc(w["id"] + " " + w["name"])}</text>')
+        ax = px + label_w
+        # decade grid
+        for e in range(lo_exp, hi_exp + 1):
+            gx = ax + bar_w * (e - lo_exp) / span
+            out.append(f'<line x1="{gx:.1f}" y1="{py + 20}" x2="{gx:.1f}" y2="{py + panel_h - 6}" stroke="#e2e8f0"/>')
+            out.append(f'<text x="{gx:.1f}" y="{py + panel_h + 6}" text-anchor="middle" fill="#718096" font-size="9">{10.0 ** e:g}</text>')
+        for j, s in enumerate(rows):
+            y = py + 22 + j * (bar_h + gap)
+            out.append(f'<text x="{ax - 6}" y="{y + bar_h - 4}" text-anchor="end">{_esc(s["id"])}</text>')
+            c = res.cells.get((s["id"], w["id"]))
+            colour = _FLOOR_COLOUR if s["role"] == "floor" else _COLOURS.get(s["framework"], "#4a5568")
+            if c is None or c.overhead is None:
+                reason = "check failed" if (s["id"], w["id"]) in res.failed else "n/a"
+                out.append(f'<text x="{ax + 4}" y="{y + bar_h - 4}" fill="#a0aec0">{reason}</text>')
+                continue
+            length = max(x_of(c.overhead), 1.0) if c.overhead > 0 else 1.0
+            out.append(f'<rect x="{ax}" y="{y}" width="{length:.1f}" height="{bar_h}" fill="{colour}"><title>{_esc(s["label"])}: {_fmt_us(c.median)} us per request, overhead {_fmt_us(c.overhead, True)} us</title></rect>')
+            out.append(f'<text x="{ax + length + 4:.1f}" y="{y + bar_h - 4}">{_fmt_us(c.overhead, True)}</text>')
+    ty = 90 + nrows * (panel_h + 20) + 10
+    out.append(f'<text x="20" y="{ty}" font-size="13" font-weight="bold">Targets (ratios from this run)</text>')
+    for k, t in enumerate(res.targets):
+        y = ty + 18 + k * 15
+        colour = {"PASS": "#2f855a", "MISS": "#c53030"}.get(t["status"], "#718096")
+        value = t["value"]
+        shown = "-" if value is None else ("inf" if value == math.inf else f"{value:.2f}")
+        tail = t["detail"] if t["status"] != "n/a" else t["why_missing"]
+        out.append(f'<text x="20" y="{y}" fill="{colour}" font-weight="bold">{t["status"]}</text>')
+        out.append(
+            f'<text x="64" y="{y}">{_esc(t["workload"])}  {_esc(t["target"])}: {shown} {_esc(t["op"])} {t["limit"]:g}'
+            f'<tspan fill="#718096">   {_esc(str(tail)[:90])}</tspan></text>'
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def _select_workloads(spec: str) -> List[wl.Workload]:
+    if not spec:
+        return list(wl.WORKLOADS)
+    # W2 needs no W1 cell: each stack fetches its own W1 tag when W2 is prepared.
+    return [wl.by_id(part.strip()) for part in spec.split(",") if part.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.rounds = min(args.rounds, 3)
+        args.batch_ms = min(args.batch_ms, 1.0)
+        args.thread_seconds = min(args.thread_seconds, 0.1)
+        args.thread_reps = min(args.thread_reps, 1)
+    try:
+        workloads = _select_workloads(args.workloads)
+    except KeyError as exc:
+        print(f"asok-fast bench: {exc.args[0]}", file=sys.stderr)
+        return 2
+    anchors = [] if args.anchors.strip().lower() == "none" else [a.strip() for a in args.anchors.split(",") if a.strip()]
+    unknown = set(anchors) - {"flask", "django", "asok"}
+    if unknown:
+        print(f"asok-fast bench: unknown anchor(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    progress = Progress(not args.no_progress)
+    started = time.monotonic()
+    load_before = _loadavg()
+    st.set_clock(args.clock)
+    progress.note("asok-fast bench: building stacks (the Asok anchor runs `asok create` once)...")
+    stacks, unavailable = st.build_stacks(anchors)
+    # Even without anchors: measure in a process that has the frameworks loaded.
+    not_loaded = st.load_frameworks()
+    if not_loaded:
+        progress.note(
+            "  warning: " + ", ".join(sorted(not_loaded)) + " not importable: in a small process glibc can hand "
+            "zlib's freed memory back to the system, which makes the floor slower than in a real server"
+        )
+    for name, why in unavailable.items():
+        progress.note(f"  not measured: {name}: {why}")
+    results, skipped, failed, _cells = measure(stacks, workloads, args.rounds, args.batch_ms, args.seed, progress)
+
+    threads: Dict[str, Any] = {}
+    w3 = [w for w in workloads if w.id == "W3"]
+    if w3:
+        for stack in stacks:
+            if stack.id in ("compiled", "python") and (stack.id, "W3") in results:
+                threads[stack.id] = thread_scaling(stack, w3[0], args.thread_seconds, args.thread_reps, progress)
+
+    machine = machine_info()
+    machine["frameworks_not_loaded"] = sorted(not_loaded)
+    machine["loadavg_1min_before_after"] = [load_before, _loadavg()]
+    res = Results(
+        machine=machine,
+        stacks=[{"id": s.id, "framework": s.framework, "role": s.role, "label": s.label, "bare": s.bare.id if s.bare else None} for s in stacks],
+        workloads=[{"id": w.id, "name": w.name, "description": w.description} for w in workloads],
+        cells=results,
+        skipped=skipped,
+        failed=failed,
+        unavailable=unavailable,
+        threads=threads,
+        rounds=args.rounds,
+        seconds=time.monotonic() - started,
+        clock=args.clock,
+    )
+    res.targets = [t.as_dict() for t in evaluate_targets(res)]
+    print(render_table(res))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results_json(res), f, indent=1, default=str)
+        progress.note(f"wrote {args.json}")
+    if args.svg:
+        with open(args.svg, "w", encoding="utf-8") as f:
+            f.write(render_svg(res))
+        progress.note(f"wrote {args.svg}")
+    if failed:
+        return 1
+    if args.strict and any(t["status"] == "MISS" for t in res.targets):
+        return 1
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asok_fast.benchmarks.runner")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,781 @@
+"""What the benchmarks measure: stacks, each able to serve the workloads and prove it did its work.
+
+A *stack* is a WSGI callable (or, for the floor, a piece of bare C work) plus
+what it claims to do.  Stacks of one *framework* share a bare app, and a
+stack's overhead is its time minus that bare app's time on the same workload:
+
+========================  =========  =====================================================
+stack id                  framework  what it is
+========================  =========  =====================================================
+``bare``                  wsgi       :func:`.workloads.bare_app`, a route table
+``floor``                 wsgi       the C work through Python's bindings: ``hashlib.md5``
+                                     of the body, plus ``zlib.compressobj(6, DEFLATED, 31)``
+                                     compress + flush where the workload compresses
+``compiled`` / ``python`` wsgi       ``ResponseMiddleware(bare_app)`` on ``_core_c`` / ``_core_py``
+``flask``                 flask      a bare Flask app serving the same routes
+``flask+ext``             flask      + Flask-Compress (gzip, level 6), Flask-CORS and
+                                     Werkzeug's ``add_etag`` + ``make_conditional``
+``flask+asok_fast``       flask      the bare Flask app wrapped by ResponseMiddleware
+``django``                django     a bare Django project (no middleware)
+``django+mw``             django     + CorsMiddleware, GZipMiddleware, ConditionalGetMiddleware
+``django+asok_fast``      django     the bare Django app wrapped by ResponseMiddleware
+``asok``                  asok       a real Asok 0.8 project (``asok create``), GZIP and
+                                     CORS_ORIGINS off
+``asok+gzip+cors``        asok       the same project with GZIP and CORS_ORIGINS on
+========================  =========  =====================================================
+
+Anchors are built only when their packages import (the ``bench`` extra).
+Before a stack is timed on a workload, :meth:`Stack.prepare` sends the request
+once and checks the answer for what the stack claims (gzip that decodes to the
+bare body, an ETag, a ``304`` on W2, the CORS headers): a stack that silently
+skips work would look fast.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gzip
+import hashlib
+import importlib
+import importlib.util
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
+
+from .. import _core_py
+from ..middleware import ResponseMiddleware
+from . import workloads as wl
+from .workloads import CONFIG, GZIP_LEVEL, ORIGIN, WORKLOADS, Workload
+
+__all__ = [
+    "CheckFailed",
+    "check",
+    "Cell",
+    "Response",
+    "Stack",
+    "build_stacks",
+    "compiled_core",
+    "fetch",
+    "load_frameworks",
+    "set_clock",
+]
+
+WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Features a stack can claim (what its check demands).
+GZIP, ETAG, CORS = "gzip", "etag", "cors"
+ALL_FEATURES: FrozenSet[str] = frozenset({GZIP, ETAG, CORS})
+
+
+class CheckFailed(AssertionError):
+    """A stack's answer does not show the work it claims to do."""
+
+
+# --- the compiled core ----------------------------------------------------------------
+
+
+def compiled_core() -> Tuple[Optional[types.ModuleType], str]:
+    """``(asok_fast._core_c, "")`` when it is built and complete, else ``(None, reason)``."""
+    try:
+        core = importlib.import_module("asok_fast._core_c")
+    except Exception as exc:  # not built, or broken at import
+        return None, f"compiled core not importable ({type(exc).__name__}: {exc})"
+    missing = [name for name in ("respond", "respond_stream", "preflight", "GzipStream") if not hasattr(core, name)]
+    if missing:
+        return None, f"compiled core incomplete (no {', '.join(missing)})"
+    return core, ""
+
+
+def best_core() -> Tuple[types.ModuleType, str]:
+    """The compiled core when usable, else the pure one, and its name."""
+    core, _ = compiled_core()
+    return (core, "compiled") if core is not None else (_core_py, "python")
+
+
+# --- calling a WSGI app once ------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: List[Tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> Optional[str]:
+        """The header's values joined by ``", "`` (RFC 9110 5.3), or None."""
+        values = [v for n, v in self.headers if n.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
+    def tokens(self, name: str) -> List[str]:
+        value = self.header(name)
+        return [t.strip().lower() for t in value.split(",")] if value else []
+
+
+def fetch(app: WSGIApp, environ: Dict[str, Any]) -> Response:
+    """One request through ``app``, as a server would run it."""
+    captured: List[Any] = []
+
+    def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        captured[:] = [status, list(headers)]
+        return lambda data: None
+
+    result = app(dict(environ), start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    if not captured:
+        raise CheckFailed("start_response was never called")
+    return Response(int(captured[0].split()[0]), captured[1], body)
+
+
+def _write(data: bytes) -> None:
+    pass
+
+
+def _discard(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+    return _write
+
+
+#: The clock of every timer made from now on (see :func:`set_clock`).
+_CLOCKS: Dict[str, Callable[[], int]] = {"cpu": time.thread_time_ns, "wall": time.perf_counter_ns}
+_clock: Callable[[], int] = time.perf_counter_ns
+
+
+def set_clock(name: str) -> None:
+    """``"cpu"``: the serving thread's CPU time (``CLOCK_THREAD_CPUTIME_ID``), which
+    time slices lost to other processes on a shared machine do not inflate;
+    ``"wall"``: ``perf_counter``.  Applies to cells prepared afterwards."""
+    global _clock
+    _clock = _CLOCKS[name]
+
+
+def _wsgi_timer(app: WSGIApp, environ: Dict[str, Any], copy: bool) -> Callable[[int], int]:
+    """``run(n)``: ns for ``n`` requests, each body iterated and closed as a server does.
+
+    ``copy``: hand each request a fresh copy of the environ (frameworks write
+    into it); the bare app and ResponseMiddleware do not, so they share one.
+    """
+    repeat = itertools.repeat
+    perf = _clock
+    start_response = _discard
+
+    if copy:
+
+        def run(n: int) -> int:
+            t0 = perf()
+            for _ in repeat(None, n):
+                result = app(environ.copy(), start_response)
+                for _chunk in result:
+                    pass
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            return perf() - t0
+
+    else:
+
+        def run(n: int) -> int:
+            t0 = perf()
+            for _ in repeat(None, n):
+                result = app(environ, start_response)
+                for _chunk in result:
+                    pass
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            return perf() - t0
+
+    return run
+
+
+def _floor_timer(body: bytes, compresses: bool, level: int = GZIP_LEVEL) -> Callable[[int], int]:
+    """``run(n)``: ns for ``n`` times the C work through Python's own bindings."""
+    repeat = itertools.repeat
+    perf = _clock
+    md5 = hashlib.md5
+    compressobj = zlib.compressobj
+    deflated = zlib.DEFLATED
+
+    if compresses:
+
+        def run(n: int) -> int:
+            t0 = perf()
+            for _ in repeat(None, n):
+                md5(body).hexdigest()
+                c = compressobj(level, deflated, 31)
+                c.compress(body)
+                c.flush()
+            return perf() - t0
+
+    else:
+
+        def run(n: int) -> int:
+            t0 = perf()
+            for _ in repeat(None, n):
+                md5(body).hexdigest()
+            return perf() - t0
+
+    return run
+
+
+def _wsgi_caller(app: WSGIApp, environ: Dict[str, Any], copy: bool) -> Callable[[], None]:
+    """One request, as :func:`_wsgi_timer` makes them, untimed."""
+    start_response = _discard
+
+    def call() -> None:
+        result = app(environ.copy() if copy else environ, start_response)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+    return call
+
+
+def _floor_caller(body: bytes, compresses: bool, level: int = GZIP_LEVEL) -> Callable[[], None]:
+    md5 = hashlib.md5
+    compressobj = zlib.compressobj
+    deflated = zlib.DEFLATED
+
+    def call() -> None:
+        md5(body).hexdigest()
+        if compresses:
+            c = compressobj(level, deflated, 31)
+            c.compress(body)
+            c.flush()
+
+    return call
+
+
+# --- stacks and cells -------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """One stack on one workload, checked and ready to time."""
+
+    stack: "Stack"
+    workload: Workload
+    run: Callable[[int], int]  # run(n) -> ns for n requests
+    call: Callable[[], None]  # one request, untimed (for pytest-benchmark)
+    environ: Optional[Dict[str, Any]] = None
+    response: Optional[Response] = None
+    info: Dict[str, Any] = field(default_factory=dict)  # e.g. compressed size
+
+    @property
+    def key(self) -> Tuple[str, str]:
+        return (self.stack.id, self.workload.id)
+
+
+@dataclass
+class Stack:
+    """A WSGI stack (or the floor) and what it claims to do."""
+
+    id: str
+    framework: str  # "wsgi", "flask", "django", "asok"
+    role: str  # "bare", "floor", "middleware", "anchor"
+    label: str
+    app: Optional[WSGIApp] = None
+    claims: FrozenSet[str] = frozenset()
+    copy_environ: bool = True
+    skip: Dict[str, str] = field(default_factory=dict)  # workload id -> why not measured
+    bare: Optional["Stack"] = None  # the same framework's bare app (None for a bare one)
+    _prepared: Dict[str, Cell] = field(default_factory=dict, repr=False)
+
+    def not_applicable(self, workload: Workload) -> Optional[str]:
+        if self.role == "floor" and not (workload.hashes or workload.compresses):
+            return "no C work: a preflight hashes and compresses nothing"
+        return self.skip.get(workload.id)
+
+    def environ(self, workload: Workload) -> Dict[str, Any]:
+        """The request this stack is timed on (W2: carrying its own W1 tag)."""
+        if not workload.revalidate:
+            return wl.environ_for(workload)
+        return wl.environ_for(workload, if_none_match=self._w1_tag())
+
+    def _w1_tag(self) -> str:
+        w1 = wl.by_id("W1")
+        if self.role == "bare" or self.app is None:
+            # Bare apps ignore it; send what asok_fast would have given.
+            return f'"{hashlib.md5(w1.body).hexdigest()}-gzip"'
+        tag = fetch(self.app, wl.environ_for(w1)).header("ETag")
+        if tag is None:
+            raise CheckFailed(f"{self.id}: no ETag on W1, so W2 has no tag to send")
+        return tag
+
+    def prepare(self, workload: Workload) -> Cell:
+        """Check this stack on ``workload`` and return its timed cell (cached)."""
+        cell = self._prepared.get(workload.id)
+        if cell is not None:
+            return cell
+        reason = self.not_applicable(workload)
+        if reason:
+            raise LookupError(reason)
+        if self.role == "floor":
+            cell = self._prepare_floor(workload)
+        else:
+            assert self.app is not None
+            environ = self.environ(workload)
+            response = fetch(self.app, environ)
+            try:
+                self._check(workload, response)
+            except CheckFailed as exc:
+                raise CheckFailed(f"{self.id} on {workload.id}: {exc}") from None
+            cell = Cell(
+                self,
+                workload,
+                _wsgi_timer(self.app, environ, self.copy_environ),
+                _wsgi_caller(self.app, environ, self.copy_environ),
+                environ,
+                response,
+            )
+            cell.info["bytes_out"] = len(response.body)
+        self._prepared[workload.id] = cell
+        return cell
+
+    def _prepare_floor(self, workload: Workload) -> Cell:
+        body = workload.body
+        cell = Cell(self, workload, _floor_timer(body, workload.compresses), _floor_caller(body, workload.compresses))
+        if workload.compresses:
+            c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+            compressed = c.compress(body) + c.flush()
+            if gzip.decompress(compressed) != body:
+                raise CheckFailed("floor: zlib output does not decode to the body")
+            cell.info["bytes_out"] = len(compressed)
+        return cell
+
+    # -- checks --------------------------------------------------------------------------
+
+    def reference_body(self, workload: Workload) -> bytes:
+        """What the bare app of this framework sends for ``workload`` (W2: for W1)."""
+        if self.bare is None:
+            return workload.body
+        source = wl.by_id("W1") if workload.revalidate else workload
+        return fetch(self.bare.app, wl.environ_for(source)).body  # type: ignore[arg-type]
+
+    def _check(self, workload: Workload, response: Response) -> None:
+        reference = None
+        if self.role != "bare" and workload.method != "OPTIONS" and not workload.revalidate:
+            reference = self.reference_body(workload)
+        check(workload, response, self.claims, reference, bare=self.role == "bare", exact_body=self.framework != "asok")
+
+
+def check(
+    workload: Workload,
+    response: Response,
+    claims: FrozenSet[str],
+    reference: Optional[bytes],
+    bare: bool = False,
+    exact_body: bool = True,
+) -> None:
+    """Raise :class:`CheckFailed` unless ``response`` shows the work ``claims`` says.
+
+    ``reference``: the body the same framework's bare app sends (what a gzip body
+    must decode to); ``bare``: only check that a bare app served the workload
+    (``exact_body``: byte for byte; Asok rewrites HTML, so not for Asok).
+    """
+    if bare:
+        return _check_bare(workload, response, exact_body)
+    if workload.method == "OPTIONS":
+        return _check_preflight(response)
+    expected_status = 304 if workload.revalidate else 200
+    if response.status != expected_status:
+        raise CheckFailed(f"status {response.status}, expected {expected_status}")
+    if ETAG in claims and workload.etag and not response.header("ETag"):
+        raise CheckFailed("no ETag")
+    if CORS in claims and workload.cors:
+        if response.header("Access-Control-Allow-Origin") != ORIGIN:
+            raise CheckFailed(f"Access-Control-Allow-Origin is {response.header('Access-Control-Allow-Origin')!r}")
+    if workload.revalidate:
+        if response.body:
+            raise CheckFailed(f"a 304 with {len(response.body)} body bytes")
+        return None
+    if reference is None:
+        reference = workload.body
+    encoding = (response.header("Content-Encoding") or "identity").lower()
+    if workload.gzip and GZIP in claims:
+        if encoding != "gzip":
+            raise CheckFailed(f"Content-Encoding {encoding!r}, expected gzip")
+        if "accept-encoding" not in response.tokens("Vary"):
+            raise CheckFailed("gzip without Vary: Accept-Encoding")
+        try:
+            decoded = gzip.decompress(response.body)
+        except Exception as exc:
+            raise CheckFailed(f"the gzip body does not decode: {exc}") from None
+        if decoded != reference:
+            raise CheckFailed("the gzip body does not decode to the bare app's body")
+    else:
+        if encoding != "identity":
+            raise CheckFailed(f"Content-Encoding {encoding!r} on a body that must pass as is")
+        if response.body != reference:
+            raise CheckFailed("the body differs from the bare app's body")
+    return None
+
+
+def _check_bare(workload: Workload, response: Response, exact_body: bool) -> None:
+    if workload.method == "OPTIONS":
+        if not 200 <= response.status < 300:
+            raise CheckFailed(f"bare OPTIONS answered {response.status}")
+        return
+    if response.status != 200:
+        raise CheckFailed(f"status {response.status}, expected 200")
+    if (response.header("Content-Encoding") or "identity").lower() != "identity":
+        raise CheckFailed("a bare app compressed its body")
+    if exact_body and response.body != workload.body:
+        raise CheckFailed("the bare app does not send the workload's body")
+    if not response.body:
+        raise CheckFailed("empty body")
+
+
+def _check_preflight(response: Response) -> None:
+    if not 200 <= response.status < 300:
+        raise CheckFailed(f"preflight answered {response.status}")
+    if response.header("Access-Control-Allow-Origin") != ORIGIN:
+        raise CheckFailed(f"preflight Access-Control-Allow-Origin is {response.header('Access-Control-Allow-Origin')!r}")
+    methods = response.tokens("Access-Control-Allow-Methods")
+    if "put" not in methods and "*" not in methods:
+        raise CheckFailed(f"preflight does not allow PUT: {methods}")
+    allowed = response.tokens("Access-Control-Allow-Headers")
+    if "content-type" not in allowed and "*" not in allowed:
+        raise CheckFailed(f"preflight does not allow content-type: {allowed}")
+    body = response.body
+    if body and (response.header("Content-Encoding") or "").lower() == "gzip":
+        body = gzip.decompress(body)  # Flask-Compress gzips the empty preflight body
+    if body:
+        raise CheckFailed("preflight with a body")
+
+
+# --- Flask ------------------------------------------------------------------------------------
+
+
+def _flask_app(full: bool) -> WSGIApp:
+    from flask import Flask, request
+    from flask import Response as FlaskResponse
+
+    app = Flask(f"asok_fast_bench_flask_{'full' if full else 'bare'}")
+    for path, (ctype, body) in wl.ROUTES.items():
+
+        def view(_body: bytes = body, _ctype: str = ctype) -> Any:
+            return FlaskResponse(_body, content_type=_ctype)
+
+        app.add_url_rule(path, endpoint=path, view_func=view)  # GET (+ HEAD, automatic OPTIONS)
+    if full:
+        from flask_compress import Compress
+        from flask_cors import CORS as FlaskCORS
+
+        app.config.update(
+            COMPRESS_ALGORITHM=["gzip"],  # its default would pick zstd for a browser
+            COMPRESS_LEVEL=GZIP_LEVEL,
+            COMPRESS_MIN_SIZE=wl.GZIP_MIN_SIZE,
+        )
+        Compress(app)
+        FlaskCORS(app, origins=list(wl.ORIGINS))
+
+        # Registered last, so it runs first (Flask runs after_request hooks in
+        # reverse): the ETag is the uncompressed body's; Flask-Compress then
+        # derives "tag:gzip" and answers If-None-Match itself.
+        @app.after_request
+        def etag(response: Any) -> Any:
+            if request.method not in ("GET", "HEAD"):
+                return response
+            response.add_etag()
+            return response.make_conditional(request)
+
+    return app
+
+
+# --- Django -----------------------------------------------------------------------------------
+
+_DJANGO_URLCONF = "asok_fast_bench_django_urls"
+# Bare Django keeps CommonMiddleware, as every `startproject` does: it is what
+# sets Content-Length (without it a Django body is an iterable of unknown
+# length, which ResponseMiddleware must stream, with no ETag).  The order of
+# the full stack is the one Django's documentation gives.
+_DJANGO_BARE_MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+_DJANGO_MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.gzip.GZipMiddleware",
+    "django.middleware.http.ConditionalGetMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+
+def _django_apps() -> Tuple[WSGIApp, WSGIApp]:
+    """(bare handler, handler with the three middleware), from one settings module."""
+    import django
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.http import HttpResponse
+    from django.urls import path as url_path
+
+    def make_view(ctype: str, body: bytes) -> Callable[[Any], Any]:
+        def view(request: Any) -> Any:
+            if request.method == "OPTIONS":
+                response = HttpResponse(status=204)
+                response["Allow"] = wl.ALLOW
+                return response
+            return HttpResponse(body, content_type=ctype)
+
+        return view
+
+    urls = types.ModuleType(_DJANGO_URLCONF)
+    urls.urlpatterns = [  # type: ignore[attr-defined]
+        url_path(route.lstrip("/"), make_view(ctype, body)) for route, (ctype, body) in wl.ROUTES.items()
+    ]
+    sys.modules[_DJANGO_URLCONF] = urls
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="asok-fast-bench-" + "x" * 40,
+            ALLOWED_HOSTS=["*"],
+            ROOT_URLCONF=_DJANGO_URLCONF,
+            INSTALLED_APPS=["corsheaders"],
+            MIDDLEWARE=[],
+            DATABASES={},
+            USE_TZ=True,
+            CORS_ALLOWED_ORIGINS=list(wl.ORIGINS),
+            LOGGING_CONFIG=None,
+        )
+        django.setup(set_prefix=False)
+    settings.ROOT_URLCONF = _DJANGO_URLCONF
+    settings.MIDDLEWARE = list(_DJANGO_BARE_MIDDLEWARE)
+    bare = WSGIHandler()  # reads MIDDLEWARE now
+    settings.MIDDLEWARE = list(_DJANGO_MIDDLEWARE)
+    full = WSGIHandler()
+    return bare, full
+
+
+# --- Asok -------------------------------------------------------------------------------------
+
+_ASOK_JSON_PAGE = '''\
+from asok_fast.benchmarks.workloads import JSON_BODY
+
+_TEXT = JSON_BODY.decode("ascii")
+
+
+def render(request):
+    request.content_type = "application/json"
+    return _TEXT
+'''
+
+_ASOK_HTML_PAGE = '''\
+from asok_fast.benchmarks.workloads import HTML_BODY
+
+_TEXT = HTML_BODY.decode("ascii")
+
+
+def render(request):
+    request.content_type = "text/html; charset=utf-8"
+    return _TEXT
+'''
+
+_ASOK_BASE = {
+    "RATE_LIMIT": False,  # Asok's default limiter allows 100 requests a minute
+    "HTML_MINIFY": False,  # keep the HTML as served by the others (and the bare time sane)
+}
+_ASOK_ON = {"GZIP": True, "GZIP_MIN_SIZE": wl.GZIP_MIN_SIZE, "CORS_ORIGINS": list(wl.ORIGINS)}
+_ASOK_OFF = {"GZIP": False, "CORS_ORIGINS": None}
+
+
+def _asok_scaffold(parent: Path) -> Path:
+    """``asok create`` (the real CLI, answering no to its three questions) + our pages."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "asok", "create", "benchproj"],
+        cwd=str(parent),
+        input="n\nn\nn\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    root = parent / "benchproj"
+    if proc.returncode != 0 or not (root / "wsgi.py").is_file():
+        raise RuntimeError(f"`asok create` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    pages = root / "src" / "pages"
+    for route, source in ((wl.API_PATH, _ASOK_JSON_PAGE), (wl.HTML_PATH, _ASOK_HTML_PAGE)):
+        page = pages.joinpath(*route.strip("/").split("/"))
+        page.mkdir(parents=True, exist_ok=True)
+        (page / "page.py").write_text(source, encoding="utf-8")
+    # Production mode (no live reload, no debug toolbar), and no INFO line per
+    # request on stderr (Asok's default LOG_LEVEL is DEBUG).
+    env = root / ".env"
+    lines = [
+        line
+        for line in env.read_text(encoding="utf-8").splitlines()
+        if not line.startswith(("DEBUG=", "LOG_LEVEL="))
+    ]
+    env.write_text("DEBUG=false\nLOG_LEVEL=WARNING\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def _asok_load(root: Path, config: Dict[str, Any]) -> Any:
+    """Write ``config`` into the project's wsgi.py, import it in-process, undo the side effects."""
+    wsgi = root / "wsgi.py"
+    source = wsgi.read_text(encoding="utf-8")
+    if "app = Asok()" not in source:
+        raise RuntimeError(f"unexpected wsgi.py from `asok create`:\n{source}")
+    settings = "".join(f"app.config[{key!r}] = {value!r}\n" for key, value in config.items())
+    wsgi.write_text(source.rstrip("\n") + "\n" + settings, encoding="utf-8")
+    name = f"_asok_fast_bench_{uuid.uuid4().hex}"
+    saved = (os.getcwd(), list(sys.path), dict(os.environ), set(sys.modules))
+    realroot = os.path.realpath(root)
+    try:
+        os.chdir(realroot)
+        os.environ["ASOK_ENV_OVERRIDE"] = "true"  # the project's .env wins
+        spec = importlib.util.spec_from_file_location(name, wsgi)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        app = module.app
+    finally:
+        os.chdir(saved[0])
+        sys.path[:] = saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+        for mod in set(sys.modules) - saved[3]:
+            path = getattr(sys.modules.get(mod), "__file__", None) or ""
+            if mod == name or os.path.realpath(path).startswith(realroot + os.sep):
+                sys.modules.pop(mod, None)
+    return app
+
+
+def _asok_apps() -> Tuple[WSGIApp, WSGIApp]:
+    """(Asok with GZIP and CORS_ORIGINS off, the same project with them on)."""
+    tmp = Path(tempfile.mkdtemp(prefix="asok-fast-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    template = _asok_scaffold(tmp)
+    apps = []
+    for suffix, config in (("off", _ASOK_OFF), ("on", _ASOK_ON)):
+        root = tmp / f"asok-{suffix}"
+        shutil.copytree(template, root, symlinks=True)
+        apps.append(_asok_load(root, {**_ASOK_BASE, **config}))
+    return apps[0], apps[1]
+
+
+# --- building everything ---------------------------------------------------------------------------
+
+_ASOK_SKIP = {
+    "W2": "Asok 0.8 sends no ETag and no 304 for page responses",
+    "W5": "Asok 0.8 adds no ETag to page responses (nothing to compare)",
+    "W6": "Asok 0.8 adds no ETag to page responses (nothing to compare)",
+}
+
+
+def load_frameworks() -> Dict[str, str]:
+    """Import the anchor frameworks (so every measurement runs in a process that
+    has loaded them); return ``{name: why it is unavailable}``."""
+    missing: Dict[str, str] = {}
+    groups = {
+        "flask": ("flask", "flask_compress", "flask_cors"),
+        "django": ("django", "corsheaders"),
+        "asok": ("asok",),
+    }
+    for name, modules in groups.items():
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                missing[name] = f"{module} not importable ({type(exc).__name__}: {exc}); pip install 'asok-fast[bench]'"
+                break
+    return missing
+
+
+def build_stacks(anchors: Iterable[str] = ("flask", "django", "asok")) -> Tuple[List[Stack], Dict[str, str]]:
+    """All stacks that can be built here, and ``{stack or framework: why not}``."""
+    unavailable: Dict[str, str] = {}
+    stacks: List[Stack] = []
+    bare = Stack("bare", "wsgi", "bare", "bare WSGI app", wl.bare_app, copy_environ=False)
+    stacks.append(bare)
+    stacks.append(Stack("floor", "wsgi", "floor", "C-work floor (hashlib.md5 + zlib.compressobj)"))
+    compiled, reason = compiled_core()
+    if compiled is not None:
+        stacks.append(_middleware("compiled", compiled, bare))
+    else:
+        unavailable["compiled"] = reason
+    stacks.append(_middleware("python", _core_py, bare))
+
+    core, core_name = best_core()
+    wanted = set(anchors)
+    missing = load_frameworks()
+    builders = {"flask": _flask_stacks, "django": _django_stacks, "asok": _asok_stacks}
+    for name, builder in builders.items():
+        if name not in wanted:
+            continue
+        if name in missing:
+            unavailable[name] = missing[name]
+            continue
+        try:
+            stacks.extend(builder(core, core_name))
+        except Exception as exc:  # a broken install must not hide the other results
+            unavailable[name] = f"could not build ({type(exc).__name__}: {exc})"
+    return stacks, unavailable
+
+
+def _middleware(core_name: str, core: types.ModuleType, bare: Stack) -> Stack:
+    app = ResponseMiddleware(wl.bare_app, dict(CONFIG), _core_module=core)
+    return Stack(core_name, "wsgi", "middleware", f"asok_fast ({core_name} core)", app, ALL_FEATURES, False, bare=bare)
+
+
+def _wrapped(framework: str, app: WSGIApp, core: types.ModuleType, core_name: str, bare: Stack) -> Stack:
+    wrapped = ResponseMiddleware(app, dict(CONFIG), _core_module=core)
+    return Stack(f"{framework}+asok_fast", framework, "middleware", f"{framework.title()} wrapped by asok_fast ({core_name})", wrapped, ALL_FEATURES, bare=bare)
+
+
+def _flask_stacks(core: types.ModuleType, core_name: str) -> List[Stack]:
+    bare_app = _flask_app(full=False)
+    bare = Stack("flask", "flask", "bare", "bare Flask", bare_app)
+    full = Stack("flask+ext", "flask", "anchor", "Flask + Flask-Compress + Flask-CORS + add_etag/make_conditional", _flask_app(full=True), ALL_FEATURES, bare=bare)
+    return [bare, full, _wrapped("flask", bare_app, core, core_name, bare)]
+
+
+def _django_stacks(core: types.ModuleType, core_name: str) -> List[Stack]:
+    bare_app, full_app = _django_apps()
+    bare = Stack("django", "django", "bare", "bare Django", bare_app)
+    full = Stack("django+mw", "django", "anchor", "Django + CorsMiddleware + GZipMiddleware + ConditionalGetMiddleware", full_app, ALL_FEATURES, bare=bare)
+    return [bare, full, _wrapped("django", bare_app, core, core_name, bare)]
+
+
+def _asok_stacks(core: types.ModuleType, core_name: str) -> List[Stack]:
+    off, on = _asok_apps()
+    bare = Stack("asok", "asok", "bare", "Asok 0.8, GZIP and CORS_ORIGINS off", off, skip=dict(_ASOK_SKIP))
+    full = Stack("asok+gzip+cors", "asok", "anchor", "Asok 0.8, GZIP and CORS_ORIGINS on", on, frozenset({GZIP, CORS}), skip=dict(_ASOK_SKIP), bare=bare)
+    return [bare, full]
+
+
+def gunicorn_app(name: str) -> WSGIApp:
+    """A WSGI app for ``gunicorn 'asok_fast.benchmarks.stacks:gunicorn_app("NAME")'``.
+
+    ``flask``, ``flask+asok_fast``, ``flask+ext``, ``bare``, ``compiled``, ``python``.
+    """
+    if name == "bare":
+        return wl.bare_app
+    if name in ("compiled", "python"):
+        core = compiled_core()[0] if name == "compiled" else _core_py
+        if core is None:
+            raise RuntimeError(compiled_core()[1])
+        return ResponseMiddleware(wl.bare_app, dict(CONFIG), _core_module=core)
+    if name == "flask":
+        return _flask_app(full=False)
+    if name == "flask+ext":
+        return _flask_app(full=True)
+    if name == "flask+asok_fast":
+        core, _ = best_core()
+        return ResponseMiddleware(_flask_app(full=False), dict(CONFIG), _core_module=core)
+    raise ValueError(f"unknown app {name!r}")
+
+
+WORKLOAD_IDS = tuple(w.id for w in WORKLOADS)

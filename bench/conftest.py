@@ -1,0 +1,72 @@
+"""Fixtures of the pytest-benchmark files (``pytest --benchmark`` at the root).
+
+``core`` yields each implementation, ids ``compiled`` and ``python`` (the words
+of ``asok_fast.IMPLEMENTATION``), so every whole-WSGI benchmark gives both
+medians side by side; the compiled one is skipped, visibly, until the
+extension is built and complete, and ``-m "not compiled"`` deselects it.
+
+Workloads, stacks and checks come from ``asok_fast.benchmarks`` (the same
+definitions ``asok-fast bench`` uses).  Each benchmark's stack answers its
+request once and is checked for the work it claims before it is timed.  The
+anchor frameworks are imported at session start when installed, so every
+benchmark runs in a process that has loaded them (as a real server has).
+
+This file is imported by plain ``pytest`` too (``bench`` is in testpaths): it
+must not need pytest-benchmark or the frameworks at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+import pytest
+
+from asok_fast import _core_py
+from asok_fast.benchmarks import stacks as st
+from asok_fast.benchmarks import workloads as wl
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "compiled: runs against the compiled core (asok_fast._core_c)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _frameworks_loaded() -> Dict[str, str]:
+    """Import Flask, Django and Asok if installed: a bare process measures zlib's
+    allocations differently (glibc returns freed memory there)."""
+    return st.load_frameworks()
+
+
+@pytest.fixture(scope="session", params=[pytest.param("compiled", marks=pytest.mark.compiled), "python"])
+def core(request: pytest.FixtureRequest) -> Any:
+    """The core module under benchmark: ``_core_c`` or ``_core_py``."""
+    if request.param == "compiled":
+        compiled, reason = st.compiled_core()
+        if compiled is None:
+            pytest.skip(reason)
+        return compiled
+    return _core_py
+
+
+@pytest.fixture(scope="session")
+def bare_stack() -> st.Stack:
+    return st.Stack("bare", "wsgi", "bare", "bare WSGI app", wl.bare_app, copy_environ=False)
+
+
+@pytest.fixture(scope="session")
+def middleware_stack(core: Any, bare_stack: st.Stack) -> st.Stack:
+    """ResponseMiddleware(bare_app, CONFIG) bound to the core under benchmark."""
+    name = "python" if core is _core_py else "compiled"
+    return st._middleware(name, core, bare_stack)
+
+
+@pytest.fixture(scope="session")
+def floor_stack() -> st.Stack:
+    return st.Stack("floor", "wsgi", "floor", "C-work floor")
+
+
+@pytest.fixture(scope="session")
+def anchor_stacks() -> Tuple[Dict[str, st.Stack], Dict[str, str]]:
+    """The Flask, Django and Asok stacks that can be built here (built once)."""
+    built, unavailable = st.build_stacks()
+    return {s.id: s for s in built}, unavailable

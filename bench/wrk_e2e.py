@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""End to end on W1: gunicorn (one sync worker, 127.0.0.1) driven by wrk.
+
+    python bench/wrk_e2e.py [--seconds 5] [--rounds 3] [--connections 4] [--json PATH]
+
+Starts one gunicorn per app, each with one sync worker:
+
+* ``flask``            bare Flask;
+* ``flask+asok_fast``  the same Flask app wrapped by ResponseMiddleware (compiled core
+                       when built, else pure: the line says which);
+* ``flask+ext``        Flask + Flask-Compress (gzip, level 6) + Flask-CORS + Werkzeug ETags;
+
+checks each server's W1 answer over HTTP (gzip that decodes to the body, ETag,
+CORS) and then runs ``wrk`` against each, interleaved for ``--rounds`` rounds,
+with W1's request headers (``Accept-Encoding: gzip, deflate, br, zstd`` and the
+allowed ``Origin``).  Prints requests per second (median of rounds) and the ratios
+to bare Flask; the target is flask+asok_fast >= 0.9x.  Each server is stopped by
+its own pid.  Needs wrk (Debian: ``apt-get install wrk``) and the ``bench`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+from asok_fast.benchmarks import stacks as st
+from asok_fast.benchmarks import workloads as wl
+
+APPS = ["flask", "flask+asok_fast", "flask+ext"]
+CLAIMS = {
+    "flask": frozenset(),
+    "flask+asok_fast": st.ALL_FEATURES,
+    "flask+ext": st.ALL_FEATURES,
+}
+TARGET = 0.9  # flask+asok_fast / flask
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One gunicorn master (and its single sync worker), stopped by pid."""
+
+    def __init__(self, app: str, port: int, log_dir: str) -> None:
+        self.app = app
+        self.port = port
+        self.log_path = os.path.join(log_dir, f"gunicorn-{app.replace('+', '_')}.log")
+        self.log = open(self.log_path, "wb")
+        target = f'asok_fast.benchmarks.stacks:gunicorn_app("{app}")'
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn",
+                "--workers", "1",
+                "--worker-class", "sync",
+                "--bind", f"127.0.0.1:{port}",
+                "--log-level", "warning",
+                "--backlog", "256",
+                target,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn for {self.app} exited ({self.proc.returncode}); log: {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+                if self.get(wl.by_id("W1")).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn for {self.app} did not answer on port {self.port}; log: {self.log_path}")
+
+    def get(self, workload: wl.Workload) -> st.Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(workload.method, workload.path, headers=wl.request_headers(workload))
+            answer = conn.getresponse()
+            body = answer.read()
+            return st.Response(answer.status, list(answer.getheaders()), body)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)  # gunicorn's graceful stop, its worker with it
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def run_wrk(port: int, seconds: float, connections: int) -> Dict[str, float]:
+    w1 = wl.by_id("W1")
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    for name, value in wl.request_headers(w1).items():
+        cmd += ["-H", f"{name}: {value}"]
+    cmd.append(f"http://127.0.0.1:{port}{w1.path}")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = re.search(r"Requests/sec:\s*([0-9.]+)", out)
+    if rps is None:
+        raise RuntimeError(f"wrk printed no Requests/sec:\n{out}")
+    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    p50 = re.search(r"50%\s+([0-9.]+)(us|ms|s)", out)
+    result = {"rps": float(rps.group(1)), "non_2xx": float(bad.group(1)) if bad else 0.0}
+    if p50:
+        scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p50.group(2)]
+        result["p50_ms"] = float(p50.group(1)) * scale
+    if errors:
+        result["socket_errors"] = errors.group(0)  # type: ignore[assignment]
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
+    parser.add_argument("--apps", default=",".join(APPS), help=f"comma-separated, from {','.join(APPS)}")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk not found (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    apps = [a.strip() for a in args.apps.split(",") if a.strip()]
+    core_name = st.best_core()[1]
+    log_dir = tempfile.mkdtemp(prefix="asok-fast-wrk-")
+    servers: Dict[str, Server] = {}
+    samples: Dict[str, List[Dict[str, float]]] = {app: [] for app in apps}
+    try:
+        for app in apps:
+            servers[app] = Server(app, free_port(), log_dir)
+        w1 = wl.by_id("W1")
+        for app, server in servers.items():
+            server.wait_ready()
+            response = server.get(w1)
+            # Over HTTP the server adds Date, Server, Connection; the body is what counts.
+            st.check(w1, response, CLAIMS[app], wl.JSON_BODY, bare=not CLAIMS[app])
+            print(
+                f"{app:16} pid {server.proc.pid} port {server.port}: {response.status}, "
+                f"{len(response.body)} B, Content-Encoding {response.header('Content-Encoding') or '-'}, "
+                f"ETag {response.header('ETag') or '-'}",
+                file=sys.stderr,
+            )
+        rng = random.Random(args.seed)
+        for r in range(args.rounds):
+            order = list(apps)
+            rng.shuffle(order)
+            for app in order:
+                print(f"round {r + 1}/{args.rounds}: wrk {args.seconds:g}s on {app}", file=sys.stderr, flush=True)
+                samples[app].append(run_wrk(servers[app].port, args.seconds, args.connections))
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+    medians = {app: statistics.median(s["rps"] for s in samples[app]) for app in apps}
+    print(f"W1 end to end: gunicorn 1 sync worker on 127.0.0.1, wrk -t1 -c{args.connections}, "
+          f"{args.rounds} x {args.seconds:g}s interleaved; asok_fast core: {core_name}")
+    base = medians.get("flask")
+    for app in apps:
+        ratio = f"{medians[app] / base:.2f}x flask" if base else ""
+        runs = ", ".join(f"{s['rps']:.0f}" for s in samples[app])
+        bad = sum(s.get("non_2xx", 0) for s in samples[app])
+        print(f"  {app:16} {medians[app]:8.0f} req/s  {ratio:>12}   (runs: {runs}{'; non-2xx: %d' % bad if bad else ''})")
+    status = 0
+    if base and "flask+asok_fast" in medians:
+        ratio = medians["flask+asok_fast"] / base
+        verdict = "PASS" if ratio >= TARGET else "MISS"
+        print(f"  {verdict} flask+asok_fast keeps {ratio:.2f}x of bare Flask's req/s (target >= {TARGET})")
+    if base and "flask+ext" in medians:
+        print(f"  (Flask-Compress + Flask-CORS keep {medians['flask+ext'] / base:.2f}x)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"core": core_name, "connections": args.connections, "seconds": args.seconds,
+                       "samples": samples, "median_rps": medians}, f, indent=1)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1020 @@
+"""Fuzz target: the compiled core against the pure one, on arbitrary input.
+
+Every input (a byte string) is decoded into one case by :class:`Input`: which
+entry point, a configuration, a request (method and the header values the
+middleware reads), an app response (status line, header list, body and how
+the body is made) and a server that may stop reading early.  The case then
+runs through ``asok_fast._core_py`` and ``asok_fast._core_c`` and
+:func:`check` fails (raises :class:`Finding`) when
+
+* the two disagree on anything a server would see: the exact status, header
+  list (order and types), body bytes, chunk sequence, exception (type and
+  message), where it surfaced and the app iterable's ``close()`` calls;
+* either raises an exception SPEC does not allow: only the app's own errors
+  (:class:`AppError`), ``TypeError`` for a body chunk that is not ``bytes`` or
+  a header/status that is not ``str`` (PEP 3333), and ``ValueError`` /
+  ``TypeError`` naming the key for a bad configuration value;
+* a response breaks a property SPEC promises whatever the input: no CR or LF
+  in a header value the middleware wrote, ``Access-Control-Allow-Origin``
+  only for an allowed origin (never ``*`` with credentials), ``Vary: Origin``
+  whenever CORS depends on the origin, gzip bodies that decode to the app's
+  bytes, ``close()`` exactly once, the app's header list and the environ left
+  untouched.
+
+Entry points exercised: the parsers (``accepts_gzip``,
+``parse_if_none_match``, ``is_compressible``, ``origin_allowed``),
+``respond``, ``respond_stream`` (with ``GzipStream`` over the chunks),
+``preflight``, and whole ``ResponseMiddleware`` calls.
+
+Run it with atheris (coverage guided; see ``fuzz/run.sh``)::
+
+    python fuzz/fuzz_core.py fuzz/corpus -max_total_time=600
+
+or without atheris (what CI does, see ``tests/test_fuzz_regressions.py``)::
+
+    python fuzz/fuzz_core.py --replay fuzz/corpus        # every seed once
+    python fuzz/fuzz_core.py --random 2000 --seed 1      # random structured inputs
+    python fuzz/fuzz_core.py --make-corpus fuzz/corpus   # (re)write the seeds
+
+The decoding never fails: any byte string is a valid case (missing bytes read
+as zeros), so libFuzzer's mutations all reach the cores.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib
+import io
+import os
+import random
+import re
+import sys
+import zlib
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+# Set by load(): the two cores and what the checks need from the package.
+py: Any = None
+cc: Any = None
+ResponseMiddleware: Any = None
+build_settings: Any = None
+initial_values: Any = None
+KEYS: frozenset = frozenset()
+CORS_ANY = 1
+CORS_LIST = 2
+
+
+def load() -> None:
+    """Import the package (under atheris' instrumentation when fuzzing)."""
+    global py, cc, ResponseMiddleware, build_settings, initial_values, KEYS, CORS_ANY, CORS_LIST
+    if py is not None:
+        return
+    from asok_fast import _config, _core_py
+    from asok_fast.middleware import ResponseMiddleware as _RM
+
+    py = _core_py
+    cc = importlib.import_module("asok_fast._core_c")
+    ResponseMiddleware = _RM
+    build_settings = _config.build_settings
+    initial_values = _config.initial_values
+    KEYS = _config.KEYS
+    CORS_ANY = _config.CORS_ANY
+    CORS_LIST = _config.CORS_LIST
+
+
+class Finding(AssertionError):
+    """A divergence between the twins, an exception SPEC does not allow, or a
+    broken property: what the fuzzer reports as a crash."""
+
+
+# Findings already reported and not fixed yet, skipped so that a campaign looks
+# for new ones: ASOK_FUZZ_KNOWN=star-echo,header-shape (comma-separated names).
+KNOWN = frozenset(filter(None, os.environ.get("ASOK_FUZZ_KNOWN", "").split(",")))
+
+
+class Known(Exception):
+    """A finding listed in ``ASOK_FUZZ_KNOWN``: the input is skipped, not reported."""
+
+
+def finding(name: str, message: str) -> BaseException:
+    """The exception for finding ``name``: :class:`Known` when it is listed in
+    ``ASOK_FUZZ_KNOWN`` (already reported, so a campaign goes on looking for
+    new ones), else :class:`Finding`."""
+    if name in KNOWN:
+        return Known(name)
+    return Finding(f"[{name}] {message}")
+
+
+class AppError(Exception):
+    """What the fuzzed apps raise (the app's own error: allowed to propagate)."""
+
+
+# --- decoding bytes into a case ------------------------------------------------------
+
+ORIGINS = [
+    "https://a.example",
+    "https://b.example:8443",
+    "http://localhost:3000",
+    "null",
+]
+# Look-alikes of the listed origins, and other shapes an attacker may send.
+ORIGIN_PIECES = ORIGINS + [
+    "https://a.example.", "https://a.example/", "https://a.example/path", "http://a.example",
+    "https://a.example:443", "https://a.example:444", "HTTPS://A.EXAMPLE", "https://a.examplex",
+    "https://xa.example", "https://a.example.evil", "https://evil.a.example", "https://a\u0435xample",
+    "https://a.example\r\nX: y", "https://a.example, https://evil", " https://a.example", "*", "",
+    "https://a.example%00", "https://a.example\x00", "https://sub.regex.example", "https://a.regex.example.evil",
+    "null ", "Null", "file://", "https://[::1]:8080", "http://127.0.0.1:3000",
+]
+AE_PIECES = [
+    "gzip", "x-gzip", "GZIP", "X-Gzip", "*", "identity", "br", "deflate", "zstd", ";q=", ";Q=", "q=", "0", "1",
+    "0.", "1.", "0.5", "0.000", "0.001", "1.000", "1.0001", "2", "-1", ",", ", ", " ", "\t", ";", "=", "gzip;q=0",
+    "*;q=0", "gzip;level=1", "\x7f", "\u212a", "\xe9",
+]
+INM_PIECES = ['"', "W/", "w/", ",", " ", "\t", "*", '"abc"', "-gzip", "@TAG", "@TAGGZ", "@DIGEST", '"app-v1"', "\x7f", "\x01", "\xe9", '""']
+IMS_PIECES = [
+    "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+    "Thu, 01 Jan 2099 00:00:00 GMT", "Thu, 01 Jan 1970 00:00:00 GMT", "Mon, 31 Feb 2000 25:61:61 GMT", "GMT", ",", " ",
+]
+CT_PIECES = [
+    "text/html", "text/plain", "application/json", "application/problem+json", "image/svg+xml", "image/png",
+    "text/event-stream", "application/octet-stream", "application/x-ndjson", "a/b+xml", "+json", "+xml",
+    ";", "; charset=utf-8", "/", " ", "\t", "TEXT/", "Application/", "x", "\xe9", "\u212a",
+]
+METHODS = ["GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "get", "", "GET ", "OPTIONS\x00"]
+STATUSES = [
+    "200 OK", "200 OK", "200 OK", "201 Created", "204 No Content", "206 Partial Content", "304 Not Modified",
+    "100 Continue", "404 Not Found", "500 Internal Server Error", "200", "2000 OK", "20 OK", "abc", "",
+    "\u0662\u0660\u0660 OK", "200\tOK", "599 X", "199 Y",
+]
+HEADER_NAMES = [
+    "Content-Type", "Content-Length", "Content-Encoding", "Vary", "ETag", "Cache-Control", "Last-Modified",
+    "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Content-Language", "Content-Range",
+    "Content-MD5", "Set-Cookie", "X-Other", "content-type", "VARY", "etag", "\u212aey", "Access-Control-\xe9",
+    "Content-Lengt\u0127",
+]
+HEADER_VALUE_PIECES = {
+    "Content-Type": CT_PIECES,
+    "Content-Length": ["0", "1", "10", "100", "@LEN", " ", "-1", "1e3", "\u0661", "007", "99999999999999999999"],
+    "Content-Encoding": ["gzip", "identity", " Identity ", "br", "", ","],
+    "Vary": ["Origin", "Accept-Encoding", "*", "Cookie", "origin", ",", " ", "accept-encoding", "\xe9", "\u212a"],
+    "ETag": ['"app-v1"', 'W/"app-v1"', "app-v1", '"', "W/", " ", "\xe9", '"@DIGEST"'],
+    "Cache-Control": ["no-transform", "no-store", "max-age=0", "NO-TRANSFORM", ",", "=", " ", "private"],
+    "Last-Modified": IMS_PIECES,
+}
+GENERIC_PIECES = ["a", "b", " ", ",", ";", "=", '"', "\r", "\n", "\r\n", "\x00", "\x7f", "\xe9", "\u212a", "\udcff"]
+CONFIG_TEXT_PIECES = ["GET", "POST", ", ", "X-Header", "Content-Type", "\r\n", "\n", "\r", "\x00", "\t", " ", "\xe9", ",", "*"]
+REGEXES = [None, r"https://[a-z]+\.regex\.example", r"https?://localhost(:\d+)?", r".*", r"https://.*\.example", r"(", r"null"]
+LEVELS = [1, 6, 9, 6, 1, 9, 0, 10, -1]
+MIN_SIZES = [0, 1, 20, 500, 0, 1 << 40]
+BUFFER_MAXES = [4 * 1024 * 1024, 0, 10, 100, 1 << 20]
+BODY_PIECES = [b"a" * 64, b"<p>hello</p>", b"\x00" * 32, b"", b"\x1f\x8b", b"{\"k\": [1, 2, 3]}", bytes(range(256))]
+
+
+class Input:
+    """Reads decisions from a byte string; past its end every read is 0."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def byte(self) -> int:
+        if self.pos < len(self.data):
+            value = self.data[self.pos]
+            self.pos += 1
+            return value
+        return 0
+
+    def below(self, n: int) -> int:
+        return self.byte() % n if n > 1 else 0
+
+    def flag(self) -> bool:
+        return bool(self.byte() & 1)
+
+    def pick(self, items: Sequence[Any]) -> Any:
+        return items[self.below(len(items))]
+
+    def raw(self, limit: int) -> bytes:
+        n = min(self.byte(), limit)
+        out = self.data[self.pos:self.pos + n]
+        self.pos += len(out)
+        return out
+
+    def raw_text(self) -> str:
+        """A short run of arbitrary characters, decoded one of several ways."""
+        mode = self.below(4)
+        raw = self.raw(24)
+        if mode == 0:  # PEP 3333: what a server hands over (latin-1)
+            return raw.decode("latin-1")
+        if mode == 1:  # ASCII only
+            return bytes(b & 0x7F for b in raw).decode("ascii")
+        if mode == 2:
+            return raw.decode("utf-8", "surrogateescape")
+        # code points from pairs of bytes: surrogates, Kelvin sign, digits of other scripts...
+        return "".join(chr((raw[i] << 8 | raw[i + 1]) if i + 1 < len(raw) else raw[i]) for i in range(0, len(raw), 2))
+
+    def text(self, pieces: Sequence[str], most: int = 6) -> str:
+        """A value built from 0..most pieces: dictionary words or raw runs."""
+        parts = []
+        for _ in range(self.below(most + 1)):
+            if self.below(6):
+                parts.append(self.pick(pieces))
+            else:
+                parts.append(self.raw_text())
+        return "".join(parts)
+
+    def body(self) -> bytes:
+        parts = []
+        for _ in range(self.below(5)):
+            choice = self.below(4)
+            if choice == 0:
+                parts.append(self.raw(255))
+            else:
+                piece = self.pick(BODY_PIECES)
+                parts.append(piece * (1 + self.below(4) * self.byte()))  # up to ~200 KB
+        return b"".join(parts)
+
+
+def _maybe(inp: Input, value: Callable[[], Any], absent: int = 3) -> Any:
+    """``value()`` or None (absent) one time in ``absent``."""
+    return None if inp.below(absent) == 0 else value()
+
+
+def decode_config(inp: Input) -> Dict[str, Any]:
+    """A configuration: valid seven times in eight, anything at all otherwise
+    (then construction must raise ValueError / TypeError naming the key, in
+    both twins alike, or the values turn out valid after all)."""
+    wild = inp.below(8) == 7  # a read past the end is 0: keep that the common case
+    config: Dict[str, Any] = {}
+    shape = inp.below(6)
+    if shape == 0:
+        config["CORS_ORIGINS"] = None
+    elif shape == 1:
+        config["CORS_ORIGINS"] = "*"
+    elif shape in (2, 3):
+        config["CORS_ORIGINS"] = [inp.pick(ORIGINS) for _ in range(1 + inp.below(3))]
+    elif shape == 4:
+        config["CORS_ORIGINS"] = ", ".join(inp.pick(ORIGINS) for _ in range(1 + inp.below(3)))
+    else:
+        config["CORS_ORIGINS"] = [inp.pick(ORIGINS), "HTTPS://A.Example:443/", "http://localhost:3000/"][: 1 + inp.below(3)]
+    if wild and inp.flag():
+        config["CORS_ORIGINS"] = [inp.text(ORIGIN_PIECES, 3) for _ in range(1 + inp.below(3))]
+    config["CORS_ORIGIN_REGEX"] = inp.pick(REGEXES[: len(REGEXES) if wild else -2]) if inp.below(3) == 0 else None
+    # "*" with credentials is refused (ValueError): only in wild configs.
+    config["CORS_ALLOW_CREDENTIALS"] = inp.below(3) == 0 and (wild or config["CORS_ORIGINS"] != "*")
+    config["CORS_ALLOW_PRIVATE_NETWORK"] = inp.flag()
+    text_pieces = CONFIG_TEXT_PIECES if wild else [p for p in CONFIG_TEXT_PIECES if p not in ("\r\n", "\n", "\r", "\x00", "\xe9")]
+    if inp.below(6) == 0:
+        config["CORS_ALLOW_METHODS"] = inp.text(text_pieces, 4)
+    if inp.below(6) == 0:
+        config["CORS_ALLOW_HEADERS"] = [inp.text(text_pieces, 3) for _ in range(inp.below(3))]
+    if inp.below(4) == 0:
+        config["CORS_EXPOSE_HEADERS"] = inp.text(text_pieces, 3)
+    config["CORS_MAX_AGE"] = inp.pick([86400, None, 0, 600])
+    config["GZIP"] = inp.below(4) != 0
+    config["GZIP_MIN_SIZE"] = inp.pick(MIN_SIZES)
+    config["GZIP_LEVEL"] = inp.pick(LEVELS if wild else LEVELS[:6])
+    config["ETAG"] = inp.below(5) != 0
+    if inp.below(5) == 0:
+        if wild:
+            config["GZIP_TYPES"] = [inp.text(["image/png", "application/octet-stream", "text/x", "/", "a", "\r\n", " "], 2)]
+        else:
+            config["GZIP_TYPES"] = [inp.pick(["image/png", "application/octet-stream", "Image/PNG ", "text/event-stream"])]
+    config["BUFFER_MAX_SIZE"] = inp.pick(BUFFER_MAXES)
+    return config
+
+
+def decode_environ(inp: Input, tags: Dict[str, str]) -> Dict[str, Any]:
+    env: Dict[str, Any] = {
+        "REQUEST_METHOD": inp.pick(METHODS),
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/fuzz",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "fuzz",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+    }
+    fields = [
+        ("HTTP_ACCEPT_ENCODING", AE_PIECES),
+        ("HTTP_IF_NONE_MATCH", INM_PIECES),
+        ("HTTP_IF_MODIFIED_SINCE", IMS_PIECES),
+        ("HTTP_ORIGIN", ORIGIN_PIECES),
+        ("HTTP_ACCESS_CONTROL_REQUEST_METHOD", ["PUT", "GET", ""]),
+        ("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK", ["true", " TRUE\t", "false", "true\r\n"]),
+    ]
+    for key, pieces in fields:
+        if inp.below(3) == 0:
+            continue
+        if key == "HTTP_ORIGIN" and inp.below(2):
+            value = inp.pick(ORIGIN_PIECES)  # often exactly a known (look-alike) origin
+        else:
+            value = inp.text(pieces)
+        env[key] = _fill(value, tags)
+    return env
+
+
+def _fill(value: str, tags: Dict[str, str]) -> str:
+    for token, tag in tags.items():
+        value = value.replace(token, tag)
+    return value
+
+
+def decode_headers(inp: Input, tags: Dict[str, str]) -> List[Any]:
+    headers: List[Any] = []
+    if inp.below(5):
+        headers.append(("Content-Type", inp.pick(["text/html; charset=utf-8", "application/json", "image/png", "text/event-stream"]) if inp.flag() else inp.text(CT_PIECES, 4)))
+    for _ in range(inp.below(5)):
+        name = inp.pick(HEADER_NAMES) if inp.below(6) else inp.raw_text()
+        value = _fill(inp.text(HEADER_VALUE_PIECES.get(name, GENERIC_PIECES), 4), tags)
+        if inp.below(60) == 0:  # PEP 3333 broken by the app: TypeError allowed
+            header: Any = (name, value.encode("utf-8", "surrogatepass")) if inp.flag() else (name,)
+        else:
+            header = (name, value)
+        headers.append(header)
+    return headers
+
+
+KINDS = [
+    "list", "list", "tuple", "chunks", "gen", "gen", "gen-cl", "gen-lazy", "gen-lazy-empty", "write", "write-gen",
+    "closing-list", "file",
+]
+FAULT_KINDS = [
+    "err-before-start", "err-after-start", "err-gen-mid", "err-gen-cl-mid",
+    "err-close-raises", "err-yield-str", "err-list-str", "err-exc-info", "err-exc-info-late",
+]
+
+
+class Case:
+    """One decoded input."""
+
+    def __init__(self, data: bytes) -> None:
+        inp = Input(data)
+        self.mode = inp.below(8)  # 0 parsers, 1 respond, 2 respond_stream, 3 preflight, 4-7 middleware
+        self.config = decode_config(inp)
+        self.body = inp.body()
+        digest = hashlib.md5(self.body).hexdigest()
+        self.tags = {"@TAGGZ": f'"{digest}-gzip"', "@TAG": f'"{digest}"', "@DIGEST": digest, "@LEN": str(len(self.body))}
+        self.environ = decode_environ(inp, self.tags)
+        self.status: Any = inp.pick(STATUSES) if inp.below(8) != 7 else (inp.raw_text() if inp.flag() else b"200 OK")
+        self.headers = decode_headers(inp, self.tags)
+        self.kind = inp.pick(FAULT_KINDS if inp.below(4) == 3 else KINDS)
+        self.cut = inp.below(7)  # chunks of the body
+        self.limit: Optional[int] = None if inp.below(3) else inp.below(4)  # server stops reading
+        self.may_compress = inp.below(5) != 0
+        self.parser_value = inp.text(inp.pick([AE_PIECES, INM_PIECES, CT_PIECES, ORIGIN_PIECES]))
+        self.parser_value = _fill(self.parser_value, self.tags)
+
+    def describe(self) -> str:
+        lines = [f"mode={self.mode} kind={self.kind} cut={self.cut} limit={self.limit} may_compress={self.may_compress}"]
+        lines.append(f"config={self.config!r}")
+        lines.append("environ=" + repr({k: v for k, v in self.environ.items() if k.startswith("HTTP_") or k == "REQUEST_METHOD"}))
+        lines.append(f"status={self.status!r}")
+        lines.append(f"headers={self.headers!r}")
+        lines.append(f"body={_short(self.body)}")
+        lines.append(f"parser_value={self.parser_value!r}")
+        return "\n".join(lines)
+
+
+def _short(value: bytes) -> str:
+    if len(value) <= 80:
+        return repr(value)
+    return f"<{len(value)} bytes, md5 {hashlib.md5(value).hexdigest()}: {value[:40]!r}...>"
+
+
+# --- canonical outcomes ----------------------------------------------------------------
+
+
+def canon(value: Any) -> Any:
+    """``value`` with exact types made visible (str subclass != str, tuple != list)."""
+    kind = type(value)
+    if kind in (str, bytes, bool, int) or value is None:
+        return (kind.__name__, value)
+    if kind in (tuple, list):
+        return (kind.__name__, tuple(canon(item) for item in value))
+    if kind in (frozenset, set):
+        return (kind.__name__, tuple(sorted(map(repr, value))))
+    return (kind.__qualname__, "<object>")
+
+
+def exc_key(exc: BaseException) -> Tuple[str, str]:
+    return type(exc).__qualname__, str(exc)
+
+
+_ALLOWED_TYPEERROR = re.compile(
+    r"the WSGI application yielded a .*, not bytes|response header .* is not a \(name, value\) pair of str|status must be a str"
+)
+
+
+def allowed(exc: BaseException) -> bool:
+    """SPEC's list: the app's own errors; TypeError for non-bytes chunks and
+    non-str status/headers from the app."""
+    if isinstance(exc, AppError):
+        return True
+    return type(exc) is TypeError and _ALLOWED_TYPEERROR.match(str(exc)) is not None
+
+
+def outcome(function: Callable[..., Any], *args: Any) -> Tuple[Any, ...]:
+    """Call on private copies of dict/list arguments; also note whether they changed."""
+    return call(function, *args)[0]
+
+
+def call(function: Callable[..., Any], *args: Any) -> Tuple[Tuple[Any, ...], Any]:
+    """(canonical outcome, the value returned or None)."""
+    fresh = [dict(a) if type(a) is dict else list(a) if type(a) is list else a for a in args]
+    before = [canon(list(a.items())) if type(a) is dict else canon(a) if type(a) is list else None for a in fresh]
+    value = None
+    try:
+        value = function(*fresh)
+        result: Tuple[Any, ...] = ("returned", canon(value))
+    except Exception as exc:
+        if not allowed(exc):
+            raise Finding(f"{getattr(function, '__module__', '?')}.{function.__name__} raised {exc!r}") from exc
+        result = ("raised", *exc_key(exc))
+    after = [canon(list(a.items())) if type(a) is dict else canon(a) if type(a) is list else None for a in fresh]
+    if before != after:
+        raise Finding(f"{function.__name__} changed its arguments")
+    return result, value
+
+
+def same(label: str, python: Any, compiled: Any, case: Optional[Case] = None) -> None:
+    if python != compiled:
+        where = f"\n{case.describe()}" if case is not None else ""
+        raise Finding(f"twins differ in {label}{where}\n  python:   {python!r:.3000}\n  compiled: {compiled!r:.3000}")
+
+
+# --- the app and the server -----------------------------------------------------------------
+
+
+class FileWrapper:
+    """The fake server's ``wsgi.file_wrapper``."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        self.closes = 0
+
+    def __iter__(self) -> "FileWrapper":
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+class AppIterable:
+    """A non-list body: chunks one at a time, optional lazy start_response, a
+    failure at a given index, close() counted."""
+
+    def __init__(self, chunks: Sequence[Any], start: Optional[Callable[[], Any]] = None, fail_at: int = -1, close_raises: bool = False, late: Optional[Callable[[], Any]] = None) -> None:
+        self.chunks = list(chunks)
+        self.start = start
+        self.fail_at = fail_at
+        self.close_raises = close_raises
+        self.late = late
+        self.index = 0
+        self.closes = 0
+
+    def __iter__(self) -> "AppIterable":
+        return self
+
+    def __next__(self) -> Any:
+        if self.start is not None:
+            start, self.start = self.start, None
+            start()
+        if self.index == 1 and self.late is not None:
+            late, self.late = self.late, None
+            late()
+        if self.index == self.fail_at:
+            raise AppError(f"app failed at chunk {self.index}")
+        if self.index >= len(self.chunks):
+            raise StopIteration
+        chunk = self.chunks[self.index]
+        self.index += 1
+        return chunk
+
+    def close(self) -> None:
+        self.closes += 1
+        if self.close_raises:
+            raise AppError("close() failed")
+
+
+class ClosingList(list):
+    closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def parts(body: bytes, cut: int) -> List[bytes]:
+    """``body`` in chunks: whole, halves, an empty chunk in between, 1 KiB pieces..."""
+    if cut == 0:
+        return [body]
+    if cut == 1:
+        return [body[: len(body) // 2], body[len(body) // 2:]]
+    if cut == 2:
+        return [body[:3], b"", body[3:]]
+    if cut == 3:
+        return [body[i:i + 1024] for i in range(0, len(body), 1024)] or [b""]
+    if cut == 4:
+        return []
+    if cut == 5:
+        return [body, b""]
+    return [body[i:i + 7] for i in range(0, min(len(body), 140), 7)] + [body[140:]]
+
+
+def make_app(case: Case, made: List[Any]) -> Callable[..., Any]:
+    """The WSGI app for ``case``; every iterable it returns is appended to ``made``."""
+    body = case.body
+    kind = case.kind
+
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        headers = list(case.headers)
+        chunks = parts(body, case.cut)
+
+        def start() -> Any:
+            return start_response(case.status, headers)
+
+        def keep(result: Any) -> Any:
+            made.append(result)
+            return result
+
+        if kind == "list":
+            start()
+            return [body]
+        if kind == "tuple":
+            start()
+            return tuple(chunks)
+        if kind == "chunks":
+            start()
+            return chunks
+        if kind == "gen":
+            start()
+            return keep(AppIterable(chunks))
+        if kind == "gen-cl":
+            headers.append(("Content-Length", str(len(body))))
+            start()
+            return keep(AppIterable(chunks))
+        if kind == "gen-lazy":
+            return keep(AppIterable(chunks, start=start))
+        if kind == "gen-lazy-empty":
+            return keep(AppIterable([], start=start))
+        if kind == "write":
+            write = start()
+            write(body[: len(body) // 2])
+            return [body[len(body) // 2:]]
+        if kind == "write-gen":
+            write = start()
+            write(body[: len(body) // 3])
+            return keep(AppIterable([b"", body[len(body) // 3:]]))
+        if kind == "closing-list":
+            start()
+            return keep(ClosingList(chunks))
+        if kind == "file":
+            start()
+            return keep(environ["wsgi.file_wrapper"](io.BytesIO(body), 4096))
+        if kind == "err-before-start":
+            raise AppError("failed before start_response")
+        if kind == "err-after-start":
+            start()
+            raise AppError("failed after start_response")
+        if kind == "err-gen-mid":
+            start()
+            return keep(AppIterable(chunks, fail_at=1))
+        if kind == "err-gen-cl-mid":
+            headers.append(("Content-Length", str(len(body))))
+            start()
+            return keep(AppIterable(chunks, fail_at=1))
+        if kind == "err-close-raises":
+            start()
+            return keep(AppIterable(chunks, close_raises=True))
+        if kind == "err-yield-str":
+            start()
+            return keep(AppIterable([b"ok", "not bytes"]))
+        if kind == "err-list-str":
+            start()
+            return [b"ok", "not bytes"]
+        if kind == "err-exc-info":
+            start()
+            try:
+                raise AppError("handled failure")
+            except AppError:
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+            return [b"error page " * 80]
+        if kind == "err-exc-info-late":
+            start()
+
+            def late() -> None:
+                try:
+                    raise AppError("failure after the headers went out")
+                except AppError:
+                    start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+
+            return keep(AppIterable(chunks + [b"tail"], late=late))
+        raise AssertionError(kind)
+
+    return app
+
+
+class Server:
+    """The server side of one request: logs what a server would see."""
+
+    def __init__(self) -> None:
+        self.log: List[Any] = []
+        self.started = False
+        self.responses: List[Tuple[Any, Any]] = []
+
+    def start_response(self, status: Any, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        self.log.append(("start_response", canon(status), canon(headers), exc_info is not None))
+        self.responses.append((status, headers))
+        if exc_info is not None and self.started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self.started = True
+        return lambda data: self.log.append(("server-write", canon(data)))
+
+    def fail(self, where: str, exc: BaseException) -> None:
+        if not allowed(exc):
+            frames = []
+            tb = exc.__traceback__
+            while tb is not None:
+                frames.append(tb.tb_frame.f_code.co_name)
+                tb = tb.tb_next
+            name = "header-shape" if frames and frames[-1] in ("_declared_length", "_is_event_stream") else "exception"
+            raise finding(name, f"the middleware raised {exc!r} ({where}) in {' > '.join(frames[-4:])}") from exc
+        self.log.append(("raised", where, *exc_key(exc)))
+
+
+def run_middleware(core: Any, case: Case) -> Tuple[List[Any], Server, List[Any], List[bytes]]:
+    """One request through a fresh middleware bound to ``core``: call, pull up to
+    ``case.limit`` chunks, close.  Returns the log, the server, the app's iterables
+    and the chunks."""
+    server = Server()
+    made: List[Any] = []
+    chunks: List[bytes] = []
+    try:
+        mw = ResponseMiddleware(make_app(case, made), case.config, _core_module=core)
+    except (ValueError, TypeError) as exc:
+        if not any(key in str(exc) for key in KEYS):
+            raise Finding(f"a bad config raised {exc!r}, which names no key") from exc
+        server.log.append(("raised", "construction", *exc_key(exc)))
+        return server.log, server, made, chunks
+    environ = dict(case.environ)
+    environ["wsgi.input"] = io.BytesIO(b"")
+    snapshot = {k: v for k, v in environ.items() if isinstance(v, str)}
+    try:
+        result = mw(environ, server.start_response)
+    except Exception as exc:
+        server.fail("call", exc)
+        result = None
+    if {k: v for k, v in environ.items() if isinstance(v, str)} != snapshot:
+        raise Finding("the middleware changed the environ")
+    if result is not None:
+        server.log.append(("returned", type(result).__name__ if type(result) in (list, tuple) else "iterable"))
+        iterator = iter(result)
+        taken = 0
+        while case.limit is None or taken < case.limit:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                break
+            except Exception as exc:
+                server.fail("iteration", exc)
+                break
+            server.log.append(("chunk", canon(chunk)))
+            chunks.append(chunk)
+            taken += 1
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:
+                server.fail("close", exc)
+    server.log.append(("closes", [getattr(m, "closes", None) for m in made]))
+    return server.log, server, made, chunks
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+_CRLF = re.compile(r"[\r\n]")
+
+
+
+def parsed_status(status: Any) -> bool:
+    """Whether the middleware reads this status line (else it passes it untouched)."""
+    code = status[:3] if type(status) is str else ""
+    return len(code) == 3 and code.isdigit() and code.isascii() and (len(status) == 3 or status[3] == " ")
+
+
+def check_headers(case: Case, settings: Any, status: Any, out: Any, app_headers: Sequence[Any], where: str) -> None:
+    """SPEC's security properties on one final header list."""
+    if type(status) is not str or type(out) is not list:
+        return
+    app_crlf = any(type(h) is tuple and len(h) == 2 and isinstance(h[1], str) and _CRLF.search(h[1]) for h in app_headers)
+    app_cors = any(type(h) is tuple and len(h) >= 1 and isinstance(h[0], str) and h[0].lower().startswith("access-control-") for h in app_headers)
+    app_vary_star = any(
+        type(h) is tuple and len(h) == 2 and isinstance(h[0], str) and h[0].lower() == "vary" and isinstance(h[1], str)
+        and any(t.strip(" \t") == "*" for t in h[1].split(","))
+        for h in app_headers
+    )
+    for header in out:
+        if type(header) is not tuple or len(header) != 2:
+            continue
+        name, value = header
+        if isinstance(value, str) and _CRLF.search(value) and not app_crlf:
+            raise Finding(f"{where}: header {name!r} carries CR/LF: {value!r}\n{case.describe()}")
+    out = [h for h in out if type(h) is tuple and len(h) == 2]
+    if settings is None or not settings.active or not parsed_status(status):
+        return  # a status the middleware does not reason about: headers pass untouched
+    acao = [v for n, v in out if type(n) is str and n.lower() == "access-control-allow-origin"]
+    creds = [v for n, v in out if type(n) is str and n.lower() == "access-control-allow-credentials"]
+    if not app_cors:
+        origin = case.environ.get("HTTP_ORIGIN")
+        if settings.cors == 0 and acao:
+            raise Finding(f"{where}: CORS off yet {acao!r}\n{case.describe()}")
+        if len(acao) > 1:
+            raise Finding(f"{where}: two Access-Control-Allow-Origin {acao!r}\n{case.describe()}")
+        if acao and acao[0] == "*":
+            if settings.cors != CORS_ANY or creds:
+                name = "star-echo" if settings.cors == CORS_LIST and origin == "*" else "star"
+                raise finding(name, f"{where}: '*' with cors={settings.cors} credentials={creds}\n{case.describe()}")
+        elif acao:
+            ok = acao[0] == origin and (origin in settings.origins or (settings.origin_regex is not None and settings.origin_regex.fullmatch(origin)))
+            if not ok or settings.cors != CORS_LIST:
+                raise Finding(f"{where}: origin {origin!r} got {acao!r}\n{case.describe()}")
+            if not (origin.isascii() and origin.isprintable() and " " not in origin and "," not in origin):
+                raise Finding(f"{where}: malformed origin {origin!r} echoed\n{case.describe()}")
+        if settings.cors == CORS_LIST and not app_vary_star:
+            vary = [v for n, v in out if type(n) is str and n.lower() == "vary"]
+            tokens = [t.strip(" \t").lower() for v in vary for t in v.split(",")]
+            if "origin" not in tokens:
+                raise Finding(f"{where}: no Vary: Origin with a list/regex CORS config: {out!r}\n{case.describe()}")
+    if not app_vary_star:
+        vary = [v for n, v in out if type(n) is str and n.lower() == "vary"]
+        if len(vary) > 1:
+            raise Finding(f"{where}: {len(vary)} Vary lines {vary!r}\n{case.describe()}")
+
+
+def _settings_for(config: Dict[str, Any]) -> Any:
+    try:
+        return build_settings(initial_values(None, config))
+    except (ValueError, TypeError) as exc:
+        if not any(key in str(exc) for key in KEYS):
+            raise Finding(f"a bad config raised {exc!r}, which names no key") from exc
+        return None
+
+
+def _header_value(headers: List[Any], name: str) -> Optional[str]:
+    for header in headers:
+        if type(header) is tuple and len(header) == 2 and type(header[0]) is str and header[0].lower() == name:
+            return header[1]
+    return None
+
+
+# --- the entry points -------------------------------------------------------------------------------
+
+
+def check_parsers(case: Case, settings: Any) -> None:
+    value = case.parser_value
+    for name, args in (
+        ("accepts_gzip", (value,)),
+        ("parse_if_none_match", (value,)),
+        ("is_compressible", (value, settings.gzip_types if settings is not None else frozenset())),
+    ):
+        same(name, outcome(getattr(py, name), *args), outcome(getattr(cc, name), *args), case)
+    if settings is not None:
+        for origin in (value, case.environ.get("HTTP_ORIGIN")):
+            p = outcome(py.origin_allowed, settings, origin)
+            same("origin_allowed", p, outcome(cc.origin_allowed, settings, origin), case)
+            if p == ("returned", ("bool", True)) and (_CRLF.search(origin) or not origin.isascii()):
+                raise Finding(f"origin_allowed accepted {origin!r}")
+    # The header-level properties the parsers promise.
+    if py.accepts_gzip(value) and "gzip" not in value.lower() and "*" not in value:
+        raise Finding(f"accepts_gzip({value!r}) without gzip or *")
+
+
+def check_respond(case: Case, settings: Any) -> None:
+    args = (settings, case.environ, case.status, case.headers, case.body)
+    p, value = call(py.respond, *args)
+    same("respond", p, outcome(cc.respond, *args), case)
+    if p[0] != "returned":
+        return
+    status, out, body = value
+    check_headers(case, settings, status, out, case.headers, "respond")
+    if type(out) is list and parsed_status(status):
+        app_encoded = _header_value(case.headers, "content-encoding") is not None
+        if _header_value(out, "content-encoding") == "gzip" and not app_encoded:
+            if gzip.decompress(body) != case.body:
+                raise Finding(f"respond: gzip body does not decode to the app's\n{case.describe()}")
+        length = _header_value(out, "content-length")
+        if length is not None and body and length != str(len(body)):
+            raise Finding(f"respond: Content-Length {length} for {len(body)} bytes\n{case.describe()}")
+
+
+def check_respond_stream(case: Case, settings: Any) -> None:
+    args = (settings, case.environ, case.status, case.headers, case.may_compress)
+    p, value = call(py.respond_stream, *args)
+    same("respond_stream", p, outcome(cc.respond_stream, *args), case)
+    if p[0] != "returned":
+        return
+    status, out, mode = value
+    check_headers(case, settings, status, out, case.headers, "respond_stream")
+    if mode == py.STREAM_GZIP:
+        chunks = parts(case.body, case.cut)
+        results = []
+        for core in (py, cc):
+            stream = core.GzipStream(settings.gzip_level)
+            pieces = [stream.compress(chunk) for chunk in chunks[: case.limit]]
+            if case.limit is None:
+                pieces.append(stream.finish())
+            stream.close()
+            stream.close()
+            results.append(pieces)
+        same("GzipStream", results[0], results[1], case)
+        if case.limit is None and gzip.decompress(b"".join(results[0])) != b"".join(chunks):
+            raise Finding("GzipStream output does not decode to its input")
+
+
+def check_preflight(case: Case, settings: Any) -> None:
+    if settings.cors == 0:
+        return  # the middleware only calls preflight() with CORS on
+    args = (settings, case.environ)
+    p, out = call(py.preflight, *args)
+    same("preflight", p, outcome(cc.preflight, *args), case)
+    check_headers(case, settings, "204 No Content", out, [], "preflight")
+    pna = _header_value(out, "access-control-allow-private-network")
+    if pna is not None and not settings.private_network:
+        raise Finding(f"preflight: private network access without the setting\n{case.describe()}")
+
+
+def check_middleware(case: Case, settings: Any) -> None:
+    p_log, p_server, p_made, p_chunks = run_middleware(py, case)
+    c_log, _, c_made, _ = run_middleware(cc, case)
+    same("middleware", p_log, c_log, case)
+    # close() exactly once on whatever the app returned that has one.
+    for made in p_made + c_made:
+        if made.closes != 1:
+            raise Finding(f"close() called {made.closes} times on {type(made).__name__}\n{case.describe()}")
+    if settings is None or not p_server.responses:
+        return
+    status, out = p_server.responses[-1]
+    check_headers(case, settings, status, out, case.headers, "middleware")
+    raised = any(event[0] == "raised" for event in p_log)
+    if (
+        not raised
+        and case.limit is None
+        and type(out) is list
+        and _header_value(out, "content-encoding") == "gzip"
+        and _header_value(case.headers, "content-encoding") is None
+        and case.environ.get("REQUEST_METHOD") != "HEAD"
+        and case.kind in ("list", "tuple", "chunks", "gen", "gen-cl", "gen-lazy", "closing-list")
+    ):
+        sent = case.body if case.kind == "list" else b"".join(parts(case.body, case.cut))
+        if gzip.decompress(b"".join(p_chunks)) != sent:
+            raise Finding(f"middleware: gzip body does not decode to the app's\n{case.describe()}")
+
+
+def check(data: bytes) -> None:
+    """The fuzz target: one input through both twins; raises Finding on a bug."""
+    load()
+    try:
+        _check(data)
+    except Known:
+        pass
+
+
+def _check(data: bytes) -> None:
+    case = Case(data)
+    settings = _settings_for(case.config)
+    if case.mode == 0:
+        check_parsers(case, settings)
+    elif settings is None:
+        check_middleware(case, settings)  # construction must raise the same error
+    elif case.mode == 1:
+        check_respond(case, settings)
+    elif case.mode == 2:
+        check_respond_stream(case, settings)
+    elif case.mode == 3:
+        check_preflight(case, settings)
+    else:
+        check_middleware(case, settings)
+
+
+TestOneInput = check
+
+
+# --- without atheris ------------------------------------------------------------------------------
+
+
+def random_input(rng: random.Random) -> bytes:
+    n = rng.choice([16, 64, 128, 256, 512, 1024])
+    return bytes(rng.getrandbits(8) for _ in range(n))
+
+
+def signature(data: bytes) -> Tuple[Any, ...]:
+    """A coarse summary of what an input exercises (to pick diverse seeds)."""
+    case = Case(data)
+    settings = _settings_for(case.config)
+    sig: List[Any] = [case.mode, case.kind if case.mode >= 4 else None, settings is None]
+    if settings is not None:
+        sig.append(settings.cors)
+        if case.mode >= 4:
+            log = run_middleware(py, case)[0]
+            starts = [e for e in log if e[0] == "start_response"]
+            if starts:
+                status = starts[-1][1][1]
+                sig.append(status[:1] if isinstance(status, str) and status[:3].isdigit() else None)
+                names = tuple(sorted({h[1][0][1] for h in starts[-1][2][1] if h[0] == "tuple"} & {"Content-Encoding", "ETag", "Access-Control-Allow-Origin", "Vary"}))
+                sig.append(names)
+            sig.append(tuple(e[1] for e in log if e[0] == "raised"))
+        elif case.mode == 1:
+            out = py.respond(settings, case.environ, case.status, case.headers, case.body) if isinstance(case.status, str) else None
+            sig.append(None if out is None else (out[0][:1], len(out[1]) > 2, len(out[2]) > 0))
+    return tuple(sig)
+
+
+def make_corpus(directory: str, count: int = 48, seed: int = 20240) -> None:
+    """Write ``count`` diverse seeds (distinct signatures of random inputs)."""
+    load()
+    rng = random.Random(seed)
+    os.makedirs(directory, exist_ok=True)
+    seen = set()
+    written = 0
+    tries = 0
+    while written < count and tries < 200000:
+        tries += 1
+        data = random_input(rng)
+        try:
+            sig = signature(data)
+        except Exception:
+            sig = ("error",)
+        if sig in seen:
+            continue
+        seen.add(sig)
+        check(data)
+        with open(os.path.join(directory, f"seed-{written:03d}-{hashlib.sha1(data).hexdigest()[:12]}"), "wb") as f:
+            f.write(data)
+        written += 1
+    print(f"wrote {written} seeds to {directory} ({tries} candidates)")
+
+
+def replay(paths: Iterable[str]) -> int:
+    load()
+    count = 0
+    for path in paths:
+        files = [os.path.join(path, name) for name in sorted(os.listdir(path))] if os.path.isdir(path) else [path]
+        for name in files:
+            with open(name, "rb") as f:
+                check(f.read())
+            count += 1
+    return count
+
+
+def run_random(count: int, seed: int) -> None:
+    load()
+    rng = random.Random(seed)
+    for _ in range(count):
+        data = random_input(rng)
+        try:
+            check(data)
+        except Finding:
+            print(f"failing input (hex): {data.hex()}", file=sys.stderr)
+            raise
+
+
+def main(argv: List[str]) -> None:
+    if len(argv) > 1 and argv[1] == "--replay":
+        print(f"replayed {replay(argv[2:])} inputs: no finding")
+        return
+    if len(argv) > 1 and argv[1] == "--random":
+        count = int(argv[2])
+        seed = int(argv[4]) if len(argv) > 4 and argv[3] == "--seed" else 0
+        run_random(count, seed)
+        print(f"{count} random inputs (seed {seed}): no finding")
+        return
+    if len(argv) > 1 and argv[1] == "--make-corpus":
+        make_corpus(argv[2])
+        return
+    import atheris
+
+    with atheris.instrument_imports(include=["asok_fast"]):
+        load()
+    atheris.Setup(argv, TestOneInput)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""Threads: 16 threads of mixed requests through ONE middleware while a 17th changes its config.
+
+    python scripts/threads.py [--threads 16] [--requests 10000] [--core both|compiled|python]
+                              [--waitress] [--timeout 900]
+
+In-process (default): ``--threads`` worker threads each make ``--requests``
+requests, drawn from a mixed set (buffered JSON and HTML with CORS, gzip and
+ETags, a 304 revalidation, gzipped streams, a Content-Length generator,
+``write()``, ``HEAD``, preflights, allowed, refused and absent origins, with and
+without gzip), through one ``ResponseMiddleware`` with gzip on.  Another
+thread switches the whole configuration between two versions, A and B,
+every few milliseconds (``mw.config = ...`` and ``mw.config.update(...)``,
+both of which change every key at once).  A and B differ in everything a
+response shows (CORS list vs ``*``, gzip level 6 vs 1, thresholds, exposed
+headers), and for every request both references were computed beforehand,
+single-threaded, on a fresh middleware: each response must equal one of
+them exactly (status, header list, every chunk) -- a response made of half A
+and half B, or a corrupted body, matches neither.
+
+``--waitress``: the same over real sockets: waitress serves the one
+middleware from this process with ``--threads`` threads on 127.0.0.1, and as
+many client threads make their requests over keep-alive connections; the
+server's own headers (Date, Server, Connection, Transfer-Encoding) are set
+aside (waitress also sorts and title-cases header names: the rest is compared
+as a sorted list of lower-case names and values), and the body bytes must be
+the reference's exactly.
+
+A watchdog turns a deadlock into a failure: after ``--timeout`` seconds the
+stacks of all threads are printed and the script exits 3.  Exit 1 on any
+mismatch, 0 when every response matched a reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import hashlib
+import http.client
+import io
+import json
+import os
+import random
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from asok_fast import ResponseMiddleware, _core_py
+
+try:
+    from asok_fast import _core_c
+except ImportError:
+    _core_c = None
+
+Header = Tuple[str, str]
+O1, O2 = "https://app.example.com", "https://admin.example.com"
+
+CONFIG_A: Dict[str, Any] = {
+    "CORS_ORIGINS": [O1, O2], "CORS_ORIGIN_REGEX": None, "CORS_ALLOW_CREDENTIALS": True,
+    "CORS_EXPOSE_HEADERS": None, "CORS_MAX_AGE": 86400, "CORS_ALLOW_PRIVATE_NETWORK": False,
+    "GZIP": True, "GZIP_LEVEL": 6, "GZIP_MIN_SIZE": 500, "ETAG": True, "GZIP_TYPES": None,
+}
+CONFIG_B: Dict[str, Any] = {
+    "CORS_ORIGINS": "*", "CORS_ORIGIN_REGEX": None, "CORS_ALLOW_CREDENTIALS": False,
+    "CORS_EXPOSE_HEADERS": "ETag, Content-Encoding", "CORS_MAX_AGE": 600, "CORS_ALLOW_PRIVATE_NETWORK": True,
+    "GZIP": True, "GZIP_LEVEL": 1, "GZIP_MIN_SIZE": 50, "ETAG": True, "GZIP_TYPES": ["image/png"],
+}
+assert CONFIG_A.keys() == CONFIG_B.keys()
+
+JSON = b"[" + b",".join(b'{"id":%d,"name":"Product %03d","price":%d.25,"stock":%d}' % (i, i, i * 7, i * 13 % 250) for i in range(1, 21)) + b"]"
+HTML = b"".join(b'<tr id="p%d"><td>%d</td><td><a href="/p/%d">widget %d</a></td></tr>\n' % (i, i, i, i * 31 % 997) for i in range(700))
+PNG = b"\x89PNG\r\n\x1a\n" + b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(64))
+SMALL = b"ok\n" * 30
+STREAM = [b"<p>event %03d: " % i + b"x" * (40 + i * 37 % 300) + b"</p>\n" for i in range(12)]
+HTML_TAG = '"%s-gzip"' % hashlib.md5(HTML).hexdigest()
+
+
+def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ["PATH_INFO"]
+    if path == "/api":
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [JSON]
+    if path == "/html":
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(HTML)))])
+        return [HTML]
+    if path == "/png":
+        start_response("200 OK", [("Content-Type", "image/png")])
+        return [PNG]
+    if path == "/small":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [SMALL]
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return (chunk for chunk in STREAM)
+    if path == "/cl-gen":
+        start_response("200 OK", [("Content-Type", "text/css"), ("Content-Length", str(len(HTML)))])
+        return (HTML[i:i + 4096] for i in range(0, len(HTML), 4096))
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+        write(HTML[:1000])
+        return [HTML[1000:3000]]
+    if path == "/missing":
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+    start_response("204 No Content", [])
+    return []
+
+
+GZ = {"Accept-Encoding": "gzip, deflate, br"}
+REQUESTS: List[Tuple[str, str, str, Dict[str, str]]] = [
+    ("json-cors-gzip", "GET", "/api", {**GZ, "Origin": O1}),
+    ("json-other-origin", "GET", "/api", {**GZ, "Origin": O2}),
+    ("json-refused-origin", "GET", "/api", {**GZ, "Origin": "https://evil.example"}),
+    ("json-identity", "GET", "/api", {"Origin": O1}),
+    ("json-304", "GET", "/api", {**GZ, "Origin": O1, "If-None-Match": '"%s-gzip", "%s"' % (hashlib.md5(JSON).hexdigest(), hashlib.md5(JSON).hexdigest())}),
+    ("html-gzip", "GET", "/html", GZ),
+    ("html-304", "GET", "/html", {**GZ, "If-None-Match": HTML_TAG}),
+    ("html-head", "HEAD", "/html", GZ),
+    ("png", "GET", "/png", GZ),
+    ("small", "GET", "/small", {**GZ, "Origin": O2}),
+    ("stream-gzip", "GET", "/stream", {**GZ, "Origin": O1}),
+    ("stream-identity", "GET", "/stream", {}),
+    ("cl-generator", "GET", "/cl-gen", GZ),
+    ("write", "GET", "/write", GZ),
+    ("missing", "GET", "/missing", {"Origin": O1}),
+    ("preflight", "OPTIONS", "/api", {"Origin": O1, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Private-Network": "true"}),
+    ("preflight-refused", "OPTIONS", "/api", {"Origin": "https://evil.example", "Access-Control-Request-Method": "PUT"}),
+    ("post", "POST", "/api", {**GZ, "Origin": O1}),
+]
+
+
+def environ(method: str, path: str, headers: Dict[str, str]) -> Dict[str, Any]:
+    env: Dict[str, Any] = {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+    }
+    for name, value in headers.items():
+        env["HTTP_" + name.upper().replace("-", "_")] = value
+    return env
+
+
+Response = Tuple[str, Tuple[Header, ...], Tuple[bytes, ...]]
+
+
+def one(mw: Any, method: str, path: str, headers: Dict[str, str]) -> Response:
+    captured: List[Any] = []
+
+    def start_response(status: str, response_headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
+        captured.append((status, tuple(response_headers)))
+        return lambda data: None
+
+    result = mw(environ(method, path, headers), start_response)
+    try:
+        chunks = tuple(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    status, out = captured[-1]
+    return status, out, chunks
+
+
+def references(core: Any) -> Dict[str, Dict[str, Response]]:
+    """{"A": {label: response}, "B": ...}, single-threaded, fresh middlewares."""
+    refs: Dict[str, Dict[str, Response]] = {}
+    for name, config in (("A", CONFIG_A), ("B", CONFIG_B)):
+        mw = ResponseMiddleware(app, dict(config), _core_module=core)
+        refs[name] = {label: one(mw, method, path, headers) for label, method, path, headers in REQUESTS}
+    differ = [label for label, *_ in REQUESTS if refs["A"][label] == refs["B"][label]]
+    # Every request but the refused preflight (204 + Vary only in A, no Vary in B...) must tell A from B.
+    assert not differ, f"A and B give the same answer to {differ}: a mix could go unseen"
+    return refs
+
+
+class Switcher(threading.Thread):
+    """Flips the whole config between A and B until told to stop."""
+
+    def __init__(self, mw: Any, seed: int) -> None:
+        super().__init__(name="config-switcher", daemon=True)
+        self.mw = mw
+        self.stop = threading.Event()
+        self.rng = random.Random(seed)
+        self.switches = 0
+
+    def run(self) -> None:
+        current = "A"
+        while not self.stop.is_set():
+            time.sleep(self.rng.uniform(0.0005, 0.004))
+            current = "B" if current == "A" else "A"
+            values = CONFIG_A if current == "A" else CONFIG_B
+            if self.switches % 2:
+                self.mw.config = dict(values)  # a new Config object
+            else:
+                self.mw.config.update(values)  # every key of the live one at once
+            self.switches += 1
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.a = self.b = self.both = self.bad = self.errors = 0
+        self.examples: List[str] = []
+
+    def add(self, label: str, got: Any, refs: Dict[str, Dict[str, Any]], key: Callable[[Any], Any] = lambda r: r) -> None:
+        in_a = got == key(refs["A"][label])
+        in_b = got == key(refs["B"][label])
+        with self.lock:
+            if in_a and in_b:
+                self.both += 1
+            elif in_a:
+                self.a += 1
+            elif in_b:
+                self.b += 1
+            else:
+                self.bad += 1
+                if len(self.examples) < 5:
+                    self.examples.append(f"{label}: {str(got)[:600]}")
+
+    def error(self, label: str, exc: BaseException) -> None:
+        with self.lock:
+            self.errors += 1
+            if len(self.examples) < 5:
+                self.examples.append(f"{label}: raised {exc!r}")
+
+
+def watchdog(threads: List[threading.Thread], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            print(f"DEADLOCK? {thread.name} still running after {timeout:.0f}s; stacks:", file=sys.stderr, flush=True)
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            os._exit(3)
+
+
+def run_in_process(core: Any, threads: int, requests: int, timeout: float, seed: int = 1) -> Dict[str, Any]:
+    refs = references(core)
+    mw = ResponseMiddleware(app, dict(CONFIG_A), _core_module=core)
+    tally = Tally()
+
+    def worker(n: int) -> None:
+        rng = random.Random(seed * 1000 + n)
+        for _ in range(requests):
+            label, method, path, headers = REQUESTS[rng.randrange(len(REQUESTS))]
+            try:
+                got = one(mw, method, path, headers)
+            except Exception as exc:  # noqa: BLE001 - every failure is counted
+                tally.error(label, exc)
+                continue
+            tally.add(label, got, refs)
+
+    switcher = Switcher(mw, seed)
+    workers = [threading.Thread(target=worker, args=(n,), name=f"worker-{n}", daemon=True) for n in range(threads)]
+    started = time.perf_counter()
+    switcher.start()
+    for thread in workers:
+        thread.start()
+    watchdog(workers, timeout)
+    switcher.stop.set()
+    watchdog([switcher], 10)
+    return _summary(core, "in-process", threads, requests, tally, switcher.switches, time.perf_counter() - started)
+
+
+# --- waitress --------------------------------------------------------------------------------
+
+_SERVER_HEADERS = {"date", "server", "connection", "transfer-encoding", "keep-alive"}
+
+
+def _wire_key(response: Response, head: bool) -> Tuple[str, Tuple[Header, ...], bytes]:
+    """A reference response as a client sees it: code, app/middleware headers, body."""
+    status, headers, chunks = response
+    return status.split(" ", 1)[0], _canonical(headers), b"" if head else b"".join(chunks)
+
+
+def _canonical(headers: Iterable[Header]) -> Tuple[Header, ...]:
+    # waitress sends the headers sorted by name and title-cased ("Etag"): compare
+    # them as a sorted multiset of (lower-case name, value); the order itself is
+    # checked by the in-process run.
+    return tuple(sorted((k.lower(), v) for k, v in headers if k.lower() not in _SERVER_HEADERS))
+
+
+def run_waitress(core: Any, threads: int, requests: int, timeout: float, seed: int = 1) -> Dict[str, Any]:
+    import waitress.server
+
+    refs = references(core)
+    wire = {name: {label: _wire_key(r, REQUESTS_BY_LABEL[label][0] == "HEAD") for label, r in table.items()} for name, table in refs.items()}
+    mw = ResponseMiddleware(app, dict(CONFIG_A), _core_module=core)
+    server = waitress.server.create_server(mw, host="127.0.0.1", port=0, threads=threads, connection_limit=threads * 4, channel_timeout=60)
+    port = server.effective_port
+    serving = threading.Thread(target=server.run, name="waitress", daemon=True)
+    serving.start()
+    tally = Tally()
+
+    def client(n: int) -> None:
+        rng = random.Random(seed * 1000 + n)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            for _ in range(requests):
+                label, method, path, headers = REQUESTS[rng.randrange(len(REQUESTS))]
+                try:
+                    conn.request(method, path, headers=headers)
+                    response = conn.getresponse()
+                    body = response.read()
+                    got = (str(response.status), _canonical(response.getheaders()), body)
+                except Exception as exc:  # noqa: BLE001
+                    tally.error(label, exc)
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    continue
+                tally.add(label, got, wire)
+        finally:
+            conn.close()
+
+    switcher = Switcher(mw, seed)
+    clients = [threading.Thread(target=client, args=(n,), name=f"client-{n}", daemon=True) for n in range(threads)]
+    started = time.perf_counter()
+    switcher.start()
+    for thread in clients:
+        thread.start()
+    watchdog(clients, timeout)
+    switcher.stop.set()
+    watchdog([switcher], 10)
+    elapsed = time.perf_counter() - started
+    server.close()
+    return _summary(core, f"waitress (threads={threads}, 127.0.0.1:{port})", threads, requests, tally, switcher.switches, elapsed)
+
+
+REQUESTS_BY_LABEL = {label: (method, path, headers) for label, method, path, headers in REQUESTS}
+
+
+def _summary(core: Any, where: str, threads: int, requests: int, tally: Tally, switches: int, elapsed: float) -> Dict[str, Any]:
+    name = "python" if core is _core_py else "compiled"
+    total = threads * requests
+    result = {
+        "core": name, "where": where, "threads": threads, "requests_per_thread": requests, "total": total,
+        "matched_A": tally.a, "matched_B": tally.b, "matched_both": tally.both, "mismatched": tally.bad,
+        "errors": tally.errors, "config_switches": switches, "seconds": round(elapsed, 1), "examples": tally.examples,
+    }
+    print(
+        f"{name:8} {where}: {threads} threads x {requests} = {total} requests in {elapsed:.1f}s, "
+        f"{switches} config switches; matched A {tally.a}, B {tally.b}, either {tally.both}; "
+        f"mismatched {tally.bad}, errors {tally.errors}",
+        flush=True,
+    )
+    for example in tally.examples:
+        print("   ", example)
+    return result
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=10_000, help="per thread")
+    parser.add_argument("--core", choices=["both", "compiled", "python"], default="both")
+    parser.add_argument("--waitress", action="store_true", help="over real sockets through waitress")
+    parser.add_argument("--timeout", type=float, default=900.0, help="deadlock watchdog, seconds per run")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
+    cores = {"compiled": [_core_c], "python": [_core_py], "both": [_core_c, _core_py]}[args.core]
+    if None in cores:
+        print("the compiled core is not built", file=sys.stderr)
+        return 2
+    runner = run_waitress if args.waitress else run_in_process
+    results = [runner(core, args.threads, args.requests, args.timeout) for core in cores]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    failed = [r for r in results if r["mismatched"] or r["errors"] or r["total"] != r["matched_A"] + r["matched_B"] + r["matched_both"]]
+    if failed:
+        print("THREADS FAILED")
+        return 1
+    print("THREADS OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
