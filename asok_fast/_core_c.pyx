@@ -1128,18 +1128,8 @@ cdef int _header_id(object name) except -1:
     return H_OTHER
 
 
-cdef bint _is_identity(object value) except -1:
-    cdef Py_ssize_t n = 0, a, b
-    cdef const unsigned char* p = _ascii(value, &n)
-    if p == NULL:
-        return value.strip(" \t").lower() == "identity"
-    a = 0
-    b = n
-    while a < b and _is_ows(p[a]):
-        a += 1
-    while b > a and _is_ows(p[b - 1]):
-        b -= 1
-    return _ieq(p + a, b - a, "identity", 8)
+cdef inline bint _is_identity(object value) except -1:
+    return _ieq_strip(value, "identity", 8)
 
 
 cdef bint _cache_control_has(list values, const char* directive, Py_ssize_t dlen) except -1:
