@@ -9,6 +9,7 @@ Environ = Dict[str, object]
 
 __all__ = [
     "Capture",
+    "MiddlewareBase",
     "handle",
     "STREAM_PASS",
     "STREAM_GZIP",
@@ -53,7 +54,7 @@ def zlib_version() -> str: ...
 
 class Capture:
     status: Optional[str]
-    headers: List[Header]
+    headers: Optional[List[Header]]
     exc_info: Any
     written: List[bytes]
     sent: bool
@@ -61,5 +62,11 @@ class Capture:
     def __call__(self, status: str, headers: List[Header], exc_info: Any = ...) -> Callable[[bytes], None]: ...
     def write(self, data: bytes) -> None: ...
     def send(self, status: str, headers: List[Header]) -> None: ...
+
+class MiddlewareBase:
+    app: Any
+    _config: Any
+    _state: Tuple[int, Any]
+    def __call__(self, environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]: ...
 
 def handle(mw: Any, environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]: ...

@@ -14,7 +14,7 @@ Sections:
   7. zlib: streaming gzip (GzipStream)
   8. zlib: version
   9. Request-header parsing and per-response decisions
- 10. The WSGI entry (handle, Capture)
+ 10. The WSGI entry (MiddlewareBase, handle, Capture)
 """
 
 # =============================================================================
@@ -122,6 +122,7 @@ _POOL_MAX = ASOKFAST_POOL_MAX
 # The same public names as _core_py (tests/test_selector.py checks).
 __all__ = [
     "Capture",
+    "MiddlewareBase",
     "handle",
     "STREAM_PASS",
     "STREAM_GZIP",
@@ -687,6 +688,7 @@ def zlib_version():
 # =============================================================================
 
 from cpython.unicode cimport PyUnicode_GET_LENGTH
+from cpython.list cimport PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_SIZE
 from libc.string cimport memcmp
 
@@ -743,6 +745,17 @@ cdef inline bint _ieq(const unsigned char* p, Py_ssize_t n, const char* lit, Py_
         if _lower(p[i]) != <unsigned char>lit[i]:
             return False
     return True
+
+
+cdef inline bint _str_eq(object s, const char* lit, Py_ssize_t m) except -1:
+    """``s == lit`` for an ASCII literal: in place for an exact str, by ``==``
+    otherwise (a str subclass compares as the twin compares it)."""
+    if type(s) is str:
+        return (PyUnicode_IS_ASCII(s) and PyUnicode_GET_LENGTH(s) == m
+                and memcmp(PyUnicode_DATA(s), lit, m) == 0)
+    if s is None:
+        return False
+    return s == (<bytes>lit[:m]).decode("ascii")
 
 
 cdef inline const unsigned char* _ascii(object s, Py_ssize_t* n):
@@ -909,12 +922,14 @@ def is_compressible(content_type, extra_types):
 
 # If-None-Match ----------------------------------------------------------------
 
-cdef int _scan_inm(object value, list tags, tuple current) except -2:
+cdef int _scan_inm(object value, list tags, tuple current, const char* hexdigest) except -2:
     """Scan an If-None-Match value (RFC 9110 13.1.2).
 
     Returns -1 when malformed, 2 for ``*``, else 1 when a listed opaque tag
-    equals one in ``current`` and 0 when none does.  With ``tags`` not None,
-    every opaque tag is appended to it (for parse_if_none_match).
+    equals one in ``current`` (or, with ``hexdigest``, one of our two tags
+    ``"<hexdigest>"`` and ``"<hexdigest>-gzip"``, compared in place) and 0
+    when none does.  With ``tags`` not None, every opaque tag is appended to
+    it (for parse_if_none_match).
     """
     cdef Py_ssize_t n = 0, i, a, b, end, k, tn
     cdef const unsigned char* p = _ascii(value, &n)
@@ -954,6 +969,12 @@ cdef int _scan_inm(object value, list tags, tuple current) except -2:
         any_tag = True
         if tags is not None:
             tags.append((<bytes>(<const char*>p)[i:end + 1]).decode("ascii"))
+        if not matched and hexdigest != NULL:
+            tn = end + 1 - i  # the quotes included: '"' + 32 hex + '"' or + '-gzip"'
+            matched = (
+                (tn == 34 or (tn == 39 and memcmp(p + i + 33, b'-gzip"', 6) == 0))
+                and memcmp(p + i + 1, hexdigest, 32) == 0
+            )
         if not matched:
             for k in range(ncur):
                 cur = current[k]
@@ -974,7 +995,7 @@ cdef int _scan_inm(object value, list tags, tuple current) except -2:
 def parse_if_none_match(value):
     """``"*"``, the tuple of opaque tags listed, or ``None`` when malformed."""
     cdef list tags = []
-    cdef int r = _scan_inm(value, tags, None)
+    cdef int r = _scan_inm(value, tags, None, NULL)
     if r == -1:
         return None
     if r == 2:
@@ -1135,6 +1156,8 @@ cdef inline bint _is_identity(object value) except -1:
 cdef bint _cache_control_has(list values, const char* directive, Py_ssize_t dlen) except -1:
     cdef Py_ssize_t n = 0, start, end, a, b
     cdef const unsigned char* p
+    if values is None:
+        return False
     for value in values:
         p = _ascii(value, &n)
         if p == NULL:
@@ -1175,7 +1198,12 @@ cdef int _status_code(object status) except -1:
 @cython.freelist(8)
 @cython.no_gc  # holds only the app's header values: never part of a cycle
 cdef class _AppHeaders:
-    """The app's headers, read in one pass (parity: _core_py._AppHeaders)."""
+    """The app's headers, read in one pass by :func:`_read_headers` (parity:
+    _core_py._AppHeaders).
+
+    ``cache_control`` and ``vary`` stay None until the app sends one: most
+    responses have neither, and two lists a request are measurable.
+    """
 
     cdef list kept
     cdef object content_type
@@ -1187,55 +1215,84 @@ cdef class _AppHeaders:
     cdef bint has_cors
     cdef list vary
     cdef object content_length
+    cdef object length_header  # the app's first Content-Length header, as given
 
-    def __cinit__(self, headers):
-        cdef list kept = []
-        cdef int hid
-        self.content_type = None
-        self.encoded = False
-        self.cache_control = []
-        self.etag = None
-        self.etag_raw = None
-        self.last_modified = None
-        self.has_cors = False
-        self.vary = []
-        self.content_length = None
-        for header in headers:
-            if type(header) is tuple and PyTuple_GET_SIZE(header) == 2:
-                name = (<tuple>header)[0]
-                value = (<tuple>header)[1]
-                if not isinstance(name, str) or not isinstance(value, str):
-                    raise _py._bad_header(header)
+
+cdef _AppHeaders _read_headers(headers):
+    # __new__ rather than a constructor: no argument parsing, and every field
+    # starts as None/False.
+    cdef _AppHeaders app = _AppHeaders.__new__(_AppHeaders)
+    cdef list kept = []
+    cdef int hid
+    for header in headers:
+        if type(header) is tuple and PyTuple_GET_SIZE(header) == 2:
+            name = (<tuple>header)[0]
+            value = (<tuple>header)[1]
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise _py._bad_header(header)
+        else:
+            name, value = _py._header_pair(header)  # lists, and the error
+        hid = _header_id(name)
+        if hid == H_CONTENT_LENGTH:
+            if app.content_length is None:
+                app.content_length = value
+                app.length_header = header
+            continue
+        if hid == H_VARY:
+            if app.vary is None:
+                app.vary = [value]
             else:
-                name, value = _py._header_pair(header)  # lists, and the error
-            hid = _header_id(name)
-            if hid == H_CONTENT_LENGTH:
-                if self.content_length is None:
-                    self.content_length = value
+                app.vary.append(value)
+            continue
+        if hid == H_CONTENT_TYPE:
+            if app.content_type is None:
+                app.content_type = value
+        elif hid == H_CONTENT_ENCODING:
+            if _is_identity(value):
                 continue
-            if hid == H_VARY:
-                self.vary.append(value)
-                continue
-            if hid == H_CONTENT_TYPE:
-                if self.content_type is None:
-                    self.content_type = value
-            elif hid == H_CONTENT_ENCODING:
-                if _is_identity(value):
-                    continue
-                self.encoded = True
-            elif hid == H_CACHE_CONTROL:
-                self.cache_control.append(value)
-            elif hid == H_ETAG:
-                if self.etag_raw is None:
-                    self.etag_raw = value
-                    self.etag = _normalize_etag(value)
-            elif hid == H_LAST_MODIFIED:
-                if self.last_modified is None:
-                    self.last_modified = value
-            elif hid == H_CORS:
-                self.has_cors = True
-            kept.append(header)
-        self.kept = kept
+            app.encoded = True
+        elif hid == H_CACHE_CONTROL:
+            if app.cache_control is None:
+                app.cache_control = [value]
+            else:
+                app.cache_control.append(value)
+        elif hid == H_ETAG:
+            if app.etag_raw is None:
+                app.etag_raw = value
+                app.etag = _normalize_etag(value)
+        elif hid == H_LAST_MODIFIED:
+            if app.last_modified is None:
+                app.last_modified = value
+        elif hid == H_CORS:
+            app.has_cors = True
+        kept.append(header)
+    app.kept = kept
+    return app
+
+
+cdef tuple _length_header(_AppHeaders app, Py_ssize_t length):
+    """``("Content-Length", str(length))``: the app's own header object when
+    it is exactly that already (the common case), else a new one."""
+    cdef char digits[24]
+    cdef int k = 24
+    cdef size_t v = <size_t>length
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char* p
+    while True:
+        k -= 1
+        digits[k] = <char>(48 + v % 10)
+        v = v // 10
+        if v == 0:
+            break
+    header = app.length_header
+    if type(header) is tuple:
+        name = (<tuple>header)[0]
+        value = (<tuple>header)[1]
+        if type(name) is str and type(value) is str and _str_eq(name, "Content-Length", 14):
+            p = _ascii(value, &n)
+            if p != NULL and n == 24 - k and memcmp(p, digits + k, n) == 0:
+                return <tuple>header
+    return ("Content-Length", PyUnicode_DecodeASCII(digits + k, 24 - k, NULL))
 
 
 cdef _merge_vary(list values, list tokens):
@@ -1262,7 +1319,7 @@ cdef tuple _VARY_ORIGIN = ("Vary", "Origin")
 cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bint vary_encoding) except *:
     cdef int mode = settings.cors
     cdef list tokens
-    cdef Py_ssize_t nvary = len(app.vary)
+    cdef Py_ssize_t nvary = 0 if app.vary is None else len(app.vary)
     if vary_encoding or mode == CORS_LIST or nvary > 1:
         if vary_encoding and mode == CORS_LIST:
             tokens = ["Accept-Encoding", "Origin"]
@@ -1328,7 +1385,8 @@ cdef bint _not_in_304(object name) except -1:
             or hid == H_CONTENT_LANGUAGE or hid == H_CONTENT_RANGE or hid == H_CONTENT_MD5)
 
 
-cdef tuple _not_modified(_Fast settings, environ, _AppHeaders app, object app_etag, object our_etag, bint vary_encoding):
+cdef list _not_modified(_Fast settings, environ, _AppHeaders app, object app_etag, object our_etag, bint vary_encoding):
+    """The headers of the ``304 Not Modified`` answer."""
     cdef list out = []
     for h in _with_etag(app.kept, app.etag_raw, app_etag):
         if not _not_in_304(h[0]):
@@ -1336,14 +1394,16 @@ cdef tuple _not_modified(_Fast settings, environ, _AppHeaders app, object app_et
     if our_etag is not None:
         out.append(("ETag", our_etag))
     _finish_headers(settings, environ, app, out, vary_encoding)
-    return "304 Not Modified", out
+    return out
 
 
-cdef bint _conditional_match(environ, tuple tags, object last_modified) except -1:
+cdef bint _conditional_match(environ, tuple tags, const char* hexdigest, object last_modified) except -1:
+    """``tags``: the current opaque tags; ``hexdigest`` (or NULL): the body's
+    MD5, whose two tags count as current too."""
     cdef int r
     inm = _env(environ, "HTTP_IF_NONE_MATCH")
     if inm is not None:
-        r = _scan_inm(inm, None, tags)
+        r = _scan_inm(inm, None, tags, hexdigest)
         return r == 1 or r == 2
     ims = _env(environ, "HTTP_IF_MODIFIED_SINCE")
     if ims is None or last_modified is None:
@@ -1362,9 +1422,9 @@ cdef inline object _env(object environ, str key):
     return environ.get(key)
 
 
-cdef inline bint _get_or_head(environ) except -1:
-    method = _env(environ, "REQUEST_METHOD")
-    return method == "GET" or method == "HEAD"
+cdef inline bint _get_or_head(object method) except -1:
+    """``method``: environ's REQUEST_METHOD."""
+    return _str_eq(method, "GET", 3) or _str_eq(method, "HEAD", 4)
 
 
 # The three entry points ---------------------------------------------------------------
@@ -1409,22 +1469,26 @@ cdef bint _ieq_strip(object value, const char* lit, Py_ssize_t m) except -1:
 
 def respond(settings, environ, status, headers, body):
     """Process a buffered response; the returned body is what a ``GET`` sends."""
-    return _respond(_fast(settings), environ, status, headers, body)
+    return _respond(_fast(settings), environ, _env(environ, "REQUEST_METHOD"), status, headers, body, None)
 
 
-cdef tuple _respond(_Fast settings, environ, status, headers, body):
+cdef object _respond(_Fast settings, environ, method, status, headers, body, Capture send_to):
+    """``respond()``, given environ's REQUEST_METHOD.  Returns ``(status,
+    headers, body)``; with ``send_to``, hands status and headers to its
+    ``_send`` and returns the body alone."""
     cdef int code = _status_code(status)
     cdef _AppHeaders app
     cdef list out
-    cdef bint eligible, compress
-    cdef tuple current
+    cdef bint eligible, compress, hashed = False
+    cdef tuple current = ()
+    cdef char tag[40]  # our ETag: '"' + 32 hex digits + '"' or '-gzip"'
     if code == 0:
-        return status, headers, body
-    app = _AppHeaders(headers)
+        return _answer(send_to, status, headers, body)
+    app = _read_headers(headers)
     if code < 200 or code == 204 or code == 304:
         out = list(app.kept)
         _finish_headers(settings, environ, app, out, False)
-        return status, out, b""
+        return _answer(send_to, status, out, b"")
 
     eligible = (
         settings.gzip
@@ -1438,16 +1502,18 @@ cdef tuple _respond(_Fast settings, environ, status, headers, body):
 
     app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
     our_etag = None
-    if settings.etag and code == 200 and _get_or_head(environ):
+    if settings.etag and code == 200 and _get_or_head(method):
         if app.etag is not None:
             current = (_opaque(app.etag),)
-        elif _cache_control_has(app.cache_control, "no-store", 8):
-            current = ()
-        else:
-            our_etag, current = _our_tags(body, compress)
-        if _conditional_match(environ, current, app.last_modified):
-            status, out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
-            return status, out, b""
+        elif not _cache_control_has(app.cache_control, "no-store", 8):
+            # The digest names the content: either representation's tag
+            # matches (parity: _core_py.respond); only the one sent is made.
+            _digest_tag(body, tag, compress)
+            hashed = True
+            our_etag = PyUnicode_DecodeASCII(tag, 39 if compress else 34, NULL)
+        if _conditional_match(environ, current, tag + 1 if hashed else NULL, app.last_modified):
+            out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
+            return _answer(send_to, "304 Not Modified", out, b"")
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
     if compress:
@@ -1456,30 +1522,35 @@ cdef tuple _respond(_Fast settings, environ, status, headers, body):
         else:
             body = gzip_compress(body, settings.gzip_level)
         out.append(("Content-Encoding", "gzip"))
-    out.append(("Content-Length", str(len(body))))
+    out.append(_length_header(app, len(body)))
     if our_etag is not None:
         out.append(("ETag", our_etag))
     _finish_headers(settings, environ, app, out, eligible)
-    return status, out, body
+    return _answer(send_to, status, out, body)
 
 
-cdef tuple _our_tags(object body, bint compress):
-    """(the ETag we send, the tags that name this content): ``"<md5>"`` and
-    ``"<md5>-gzip"`` (parity: _core_py.respond)."""
-    cdef char buf[40]
-    cdef object plain, gz, hexdigest
+cdef inline object _answer(Capture send_to, status, headers, body):
+    if send_to is None:
+        return status, headers, body
+    send_to._send(status, headers)
+    return body
+
+
+cdef int _digest_tag(object body, char* tag, bint gzipped) except -1:
+    """Write our ETag for ``body`` into ``tag``: ``"<md5>"`` (34 chars) or,
+    ``gzipped``, ``"<md5>-gzip"`` (39)."""
+    cdef object hexdigest
     if type(body) is bytes:
-        _md5_hex_auto(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), buf + 1)
+        _md5_hex_auto(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), tag + 1)
     else:
         hexdigest = md5_hex(body).encode("ascii")  # any other buffer: the Python-level path
-        memcpy(buf + 1, PyBytes_AS_STRING(hexdigest), 32)
-    buf[0] = 34  # '"'
-    buf[33] = 34
-    memcpy(buf + 33, b'-gzip"', 6)
-    gz = PyUnicode_DecodeASCII(buf, 39, NULL)
-    buf[33] = 34
-    plain = PyUnicode_DecodeASCII(buf, 34, NULL)
-    return (gz if compress else plain), (plain, gz)
+        memcpy(tag + 1, PyBytes_AS_STRING(hexdigest), 32)
+    tag[0] = 34  # '"'
+    if gzipped:
+        memcpy(tag + 33, b'-gzip"', 6)
+    else:
+        tag[33] = 34
+    return 0
 
 
 cdef inline bint _accepts_gzip_env(environ) except -1:
@@ -1499,7 +1570,7 @@ cdef tuple _respond_stream(_Fast settings, environ, status, headers, bint may_co
     cdef bint eligible, compress
     if code == 0:
         return status, headers, STREAM_PASS
-    app = _AppHeaders(headers)
+    app = _read_headers(headers)
     if code < 200 or code == 204 or code == 304:
         out = list(app.kept)
         _finish_headers(settings, environ, app, out, False)
@@ -1519,12 +1590,12 @@ cdef tuple _respond_stream(_Fast settings, environ, status, headers, bint may_co
         settings.etag
         and code == 200
         and (app.etag is not None or app.last_modified is not None)
-        and _get_or_head(environ)
+        and _get_or_head(_env(environ, "REQUEST_METHOD"))
     ):
         current = (_opaque(app.etag),) if app.etag is not None else ()
-        if _conditional_match(environ, current, app.last_modified):
-            status, out = _not_modified(settings, environ, app, app_etag, None, eligible)
-            return status, out, STREAM_EMPTY
+        if _conditional_match(environ, current, NULL, app.last_modified):
+            out = _not_modified(settings, environ, app, app_etag, None, eligible)
+            return "304 Not Modified", out, STREAM_EMPTY
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
     if compress:
@@ -1536,7 +1607,8 @@ cdef tuple _respond_stream(_Fast settings, environ, status, headers, bint may_co
 
 
 # =============================================================================
-# 10. The WSGI entry: ResponseMiddleware.__call__ (parity: _core_py.handle/Capture)
+# 10. The WSGI entry: ResponseMiddleware's base class, its __call__ and
+#     Capture (parity: _core_py.MiddlewareBase / handle / Capture)
 # =============================================================================
 
 from asok_fast._core_py import _not_bytes
@@ -1544,22 +1616,26 @@ from asok_fast._core_py import _not_bytes
 
 @cython.freelist(8)
 cdef class Capture:
-    """The ``start_response`` handed to the app: it records, the middleware sends later."""
+    """The ``start_response`` handed to the app: it records, the middleware sends later.
+
+    ``written`` (what the legacy ``write()`` got) is made on first use.
+    """
 
     cdef public object status
     cdef public object headers
     cdef public object exc_info
-    cdef public list written
     cdef public bint sent
+    cdef list _written
     cdef object _server
 
-    def __cinit__(self, server):
-        self.status = None
-        self.headers = []
-        self.exc_info = None
-        self.written = []
-        self.sent = False
+    def __init__(self, server):
         self._server = server
+
+    @property
+    def written(self):
+        if self._written is None:
+            self._written = []
+        return self._written
 
     def __call__(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -1584,58 +1660,110 @@ cdef class Capture:
         """The legacy ``write()``: its bytes come first in the body."""
         if type(data) is not bytes:
             raise _not_bytes(data)
-        self.written.append(data)
+        if self._written is None:
+            self._written = [data]
+        else:
+            self._written.append(data)
 
     def send(self, status, headers):
         """Hand the final status and headers to the server's ``start_response``."""
+        self._send(status, headers)
+
+    cdef int _send(self, status, headers) except -1:
         self.sent = True
         if self.exc_info:
             self._server(status, headers, self.exc_info)
         else:
             self._server(status, headers)
+        return 0
+
+
+cdef class MiddlewareBase:
+    """``ResponseMiddleware``'s base class with the compiled core.
+
+    Its ``__call__`` is a C slot: the app, the config and the settings built
+    from it are read from C fields, and the ``_Fast`` copy of the settings is
+    remembered here, so a request costs no attribute lookup before the app
+    is called.  ``ResponseMiddleware`` (middleware.py) adds the rest.
+    """
+
+    cdef public object app
+    cdef public object _config
+    # (config version, Settings): set whole by ResponseMiddleware.__init__ and
+    # _rebuild, so a thread never pairs a version with another one's settings.
+    cdef public tuple _state
+    cdef object _fast_of  # the Settings that _fast_val was made from
+    cdef _Fast _fast_val
+
+    def __call__(self, environ, start_response):
+        cdef tuple state = self._state
+        cdef _Fast fast
+        settings = state[1]
+        if self._config.version != state[0]:
+            settings = self._rebuild()
+        if settings is self._fast_of:
+            fast = self._fast_val
+        else:
+            fast = _fast(settings)
+            # Both fields change with no Python code in between: a thread
+            # sees the old pair or the new one.
+            self._fast_val = fast
+            self._fast_of = settings
+        return _dispatch(self, self.app, settings, fast, environ, start_response)
 
 
 def handle(mw, environ, start_response):
-    """One WSGI call through the middleware ``mw`` (its ``__call__``)."""
+    """One WSGI call through the middleware ``mw``, read through its attributes
+    (what ``MiddlewareBase.__call__`` does from its C fields).
+
+    The ``__call__`` of a ResponseMiddleware bound to this core while the
+    other one is the default (the ``_core_module`` seam of tests and benches).
+    """
     cdef tuple state = mw._state
-    cdef Capture capture
-    cdef bint head
-    cdef _Fast fast
     settings = state[1]
     if mw._config.version != state[0]:
         settings = mw._rebuild()
-    fast = _fast(settings)
+    return _dispatch(mw, mw.app, settings, _fast(settings), environ, start_response)
+
+
+cdef object _dispatch(object mw, object app, object settings, _Fast fast, environ, start_response):
+    """Answer a preflight, or call the app and finish what it returned
+    (parity: _core_py.handle)."""
+    cdef Capture capture
+    cdef bint head
     if not fast.active:
-        return mw.app(environ, start_response)
+        return app(environ, start_response)
     method = _env(environ, "REQUEST_METHOD")
     if (
-        method == "OPTIONS"
+        _str_eq(method, "OPTIONS", 7)
         and fast.cors
         and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
         and "HTTP_ORIGIN" in environ
     ):
         start_response("204 No Content", _preflight(fast, environ))
         return []
-    head = method == "HEAD"
+    head = _str_eq(method, "HEAD", 4)
     app_environ = environ
     if head:
         app_environ = environ.copy()
         app_environ["REQUEST_METHOD"] = "GET"
-    capture = Capture(start_response)
-    result = mw.app(app_environ, capture)
+    capture = Capture.__new__(Capture)  # no __init__: no argument tuple
+    capture._server = start_response
+    result = app(app_environ, capture)
     # The common case, finished here: a one-chunk list body (what Flask,
     # Django and Asok return for a buffered page), exactly as mw._finish's
     # list branch would (a plain list has no close()).
     if (
         type(result) is list
-        and len(<list>result) == 1
+        and PyList_GET_SIZE(result) == 1
         and type((<list>result)[0]) is bytes
         and capture.status is not None
-        and not capture.written
+        and capture._written is None
     ):
-        status, headers, body = _respond(fast, environ, capture.status, capture.headers, (<list>result)[0])
-        capture.send(status, headers)
-        if head or not body:
+        body = <bytes>_respond(fast, environ, method, capture.status, capture.headers, (<list>result)[0], capture)
+        if head or PyBytes_GET_SIZE(body) == 0:
             return []
+        if body is (<list>result)[0]:
+            return result  # the app's own list, body unchanged: hand it back
         return [body]
     return mw._finish(settings, environ, head, capture, result)

@@ -32,6 +32,7 @@ from ._httpdate import parse_http_date
 
 __all__ = [
     "Capture",
+    "MiddlewareBase",
     "handle",
     "STREAM_PASS",
     "STREAM_GZIP",
@@ -647,7 +648,7 @@ class Capture:
 
     def __init__(self, server: Callable[..., object]) -> None:
         self.status: Optional[str] = None
-        self.headers: List[Header] = []
+        self.headers: Optional[List[Header]] = None  # set with status
         self.exc_info: object = None
         self.written: List[bytes] = []
         self.sent = False
@@ -713,3 +714,13 @@ def handle(mw: "Any", environ: Environ, start_response: Callable[..., object]) -
     capture = Capture(start_response)
     result = mw.app(app_environ, capture)
     return mw._finish(settings, environ, method == "HEAD", capture, result)  # type: ignore[no-any-return]
+
+
+class MiddlewareBase:
+    """``ResponseMiddleware``'s base class with the pure core: its ``__call__``
+    is :func:`handle` (parity: ``_core_c.MiddlewareBase``, whose ``__call__``
+    reads the same three attributes from C fields)."""
+
+    __slots__ = ()
+
+    __call__ = handle

@@ -1,8 +1,8 @@
 """The WSGI middleware: configuration and the body plumbing shared by both cores.
 
-``ResponseMiddleware.__call__`` is the chosen core's ``handle()``: it answers
-preflights, calls the app and finishes the common one-chunk list body itself
-(in C with the compiled core).  Every other body comes back here: telling
+``ResponseMiddleware`` derives from the chosen core's ``MiddlewareBase``,
+whose ``__call__`` answers preflights, calls the app and finishes the common
+one-chunk list body itself (a C slot with the compiled core).  Every other body comes back here: telling
 finite bodies from streams, ``HEAD``, ``wsgi.file_wrapper``, ``close()``
 exactly once and ``exc_info`` (PEP 3333).  Every decision about headers and
 every byte of output comes from the core (``_core_py`` or its compiled twin
@@ -114,7 +114,7 @@ def _buffer_hints(headers: List[Header]) -> Tuple[int, bool]:
     return length, event_stream
 
 
-class ResponseMiddleware:
+class ResponseMiddleware(_core.core.MiddlewareBase):
     """Give a WSGI app CORS (with preflight answers), gzip and MD5 ETags with ``304``.
 
     ``config`` overrides the defaults and any of these keys found in the app's
@@ -127,9 +127,10 @@ class ResponseMiddleware:
     """
 
     def __new__(cls, app: Any = None, config: Any = None, *, _core_module: Optional[ModuleType] = None) -> "ResponseMiddleware":
-        # The private seam for tests and benches: an instance bound to a given
-        # core is one of a subclass whose __call__ is that core's handle().
-        if _core_module is not None and cls.__call__ is not _core_module.handle:
+        # The private seam for tests and benches: an instance bound to the
+        # core that is not the default is one of a subclass whose __call__ is
+        # that core's handle().
+        if _core_module is not None and _core_module is not getattr(cls, "_bound_core", _core.core):
             cls = _bound_class(cls, _core_module)
         return super().__new__(cls)
 
@@ -180,9 +181,9 @@ class ResponseMiddleware:
         self._state = (version, settings)
         return settings
 
-    # The per-request entry is the core's: ``handle(mw, environ, start_response)``
-    # binds as a method, so with the compiled core the dispatch runs in C.
-    __call__ = _core.core.handle
+    # __call__ is MiddlewareBase's: the core's per-request entry (in C with
+    # the compiled core).  It reads app, _config and _state, and calls
+    # _rebuild() and _finish().
 
     def _finish(self, settings: Settings, environ: dict, head: bool, capture: Capture, result: Any) -> Iterable[bytes]:
         """Buffer or stream ``result``, closing it exactly once on every path.
@@ -302,7 +303,8 @@ def _bound_class(cls: type, core: ModuleType) -> type:
     key = (cls, core)
     bound = _BOUND.get(key)
     if bound is None:
-        bound = type(cls.__name__, (cls,), {"__call__": core.handle, "__module__": cls.__module__, "__doc__": cls.__doc__})
+        namespace = {"__call__": core.handle, "_bound_core": core, "__module__": cls.__module__, "__doc__": cls.__doc__}
+        bound = type(cls.__name__, (cls,), namespace)
         bound.__qualname__ = cls.__qualname__
         _BOUND[key] = bound
     return bound
