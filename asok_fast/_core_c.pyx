@@ -688,6 +688,7 @@ def zlib_version():
 # =============================================================================
 
 from cpython.unicode cimport PyUnicode_GET_LENGTH
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_SIZE
 from libc.string cimport memcmp
@@ -702,7 +703,8 @@ from cpython.unicode cimport PyUnicode_DecodeASCII
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
-    const void* PyUnicode_DATA(object o)
+    void* PyUnicode_DATA(object o)
+    str PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
 
 STREAM_PASS = 0
 STREAM_GZIP = 1
@@ -1005,6 +1007,12 @@ def parse_if_none_match(value):
 
 # Origin -------------------------------------------------------------------------
 
+# Constant headers, shared by every response that carries them.
+cdef tuple _VARY_BOTH = ("Vary", "Accept-Encoding, Origin")
+cdef tuple _VARY_ENCODING = ("Vary", "Accept-Encoding")
+cdef tuple _VARY_ORIGIN = ("Vary", "Origin")
+
+
 cdef class _Fast:
     """A typed copy of a ``_config.Settings``, made once per config change.
 
@@ -1024,6 +1032,10 @@ cdef class _Fast:
     cdef object gzip_types
     cdef bint etag
     cdef bint active
+    # Whole preflight answers made once: for "*", and for each CORS_ORIGINS
+    # entry that _origin_allowed accepts (keyed by it); copied per request.
+    cdef tuple preflight_any
+    cdef dict preflight_for
 
     def __cinit__(self, settings):
         self.cors = settings.cors
@@ -1039,6 +1051,14 @@ cdef class _Fast:
         self.gzip_types = settings.gzip_types
         self.etag = settings.etag
         self.active = settings.active
+        self.preflight_any = (("Access-Control-Allow-Origin", "*"),) + self.preflight_headers
+        self.preflight_for = {}
+        if self.cors == CORS_LIST:
+            for origin in self.origins:
+                if type(origin) is str and _origin_allowed(self, origin):
+                    self.preflight_for[origin] = (
+                        (_VARY_ORIGIN, ("Access-Control-Allow-Origin", origin)) + self.preflight_headers
+                    )
 
 
 cdef inline _Fast _fast(object settings):
@@ -1118,16 +1138,17 @@ cdef int _header_id(object name) except -1:
         if hid == H_OTHER and lname.startswith("access-control-"):
             return H_CORS
         return hid
+    # The canonical spelling (what nearly every app sends) is one memcmp.
     if n == 4:
         if _ieq(p, n, "vary", 4):
             return H_VARY
         if _ieq(p, n, "etag", 4):
             return H_ETAG
     elif n == 12:
-        if _ieq(p, n, "content-type", 12):
+        if memcmp(p, b"Content-Type", 12) == 0 or _ieq(p, n, "content-type", 12):
             return H_CONTENT_TYPE
     elif n == 14:
-        if _ieq(p, n, "content-length", 14):
+        if memcmp(p, b"Content-Length", 14) == 0 or _ieq(p, n, "content-length", 14):
             return H_CONTENT_LENGTH
     elif n == 16:
         if _ieq(p, n, "content-encoding", 16):
@@ -1311,24 +1332,11 @@ cdef void _cors(_Fast settings, int mode, environ, list out) except *:
             out.extend(settings.cors_headers)
 
 
-cdef tuple _VARY_BOTH = ("Vary", "Accept-Encoding, Origin")
-cdef tuple _VARY_ENCODING = ("Vary", "Accept-Encoding")
-cdef tuple _VARY_ORIGIN = ("Vary", "Origin")
-
-
 cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bint vary_encoding) except *:
     cdef int mode = settings.cors
     cdef list tokens
     cdef Py_ssize_t nvary = 0 if app.vary is None else len(app.vary)
     if vary_encoding or mode == CORS_LIST or nvary > 1:
-        if vary_encoding and mode == CORS_LIST:
-            tokens = ["Accept-Encoding", "Origin"]
-        elif vary_encoding:
-            tokens = ["Accept-Encoding"]
-        elif mode == CORS_LIST:
-            tokens = ["Origin"]
-        else:
-            tokens = []
         if nvary == 0:
             # The app set no Vary: one of three constant headers, no join.
             if vary_encoding and mode == CORS_LIST:
@@ -1338,6 +1346,14 @@ cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bi
             elif mode == CORS_LIST:
                 out.append(_VARY_ORIGIN)
         else:
+            if vary_encoding and mode == CORS_LIST:
+                tokens = ["Accept-Encoding", "Origin"]
+            elif vary_encoding:
+                tokens = ["Accept-Encoding"]
+            elif mode == CORS_LIST:
+                tokens = ["Origin"]
+            else:
+                tokens = []
             merged = _merge_vary(app.vary, tokens)
             if merged is None:
                 for value in app.vary:
@@ -1432,20 +1448,24 @@ cdef inline bint _get_or_head(object method) except -1:
 
 def preflight(settings, environ):
     """Headers of the ``204`` answering a preflight."""
-    return _preflight(_fast(settings), environ)
+    return _preflight(_fast(settings), environ, _env(environ, "HTTP_ORIGIN"))
 
 
-cdef list _preflight(_Fast settings, environ):
-    cdef list out = []
+cdef list _preflight(_Fast settings, environ, origin):
+    """``origin``: environ's HTTP_ORIGIN."""
+    cdef list out
     if settings.cors == CORS_ANY:
-        out.append(("Access-Control-Allow-Origin", "*"))
+        out = list(settings.preflight_any)
     else:
-        origin = _env(environ, "HTTP_ORIGIN")
-        out.append(("Vary", "Origin"))
-        if not _origin_allowed(settings, origin):
-            return out
-        out.append(("Access-Control-Allow-Origin", origin))
-    out.extend(settings.preflight_headers)
+        cached = settings.preflight_for.get(origin) if type(origin) is str else None
+        if cached is not None:
+            out = list(<tuple>cached)  # a listed origin: the answer made in advance
+        else:
+            out = [_VARY_ORIGIN]
+            if not _origin_allowed(settings, origin):
+                return out
+            out.append(("Access-Control-Allow-Origin", origin))
+            out.extend(settings.preflight_headers)
     if settings.private_network:
         asked = _env(environ, "HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK")
         if isinstance(asked, str) and _ieq_strip(asked, "true", 4):
@@ -1510,7 +1530,7 @@ cdef object _respond(_Fast settings, environ, method, status, headers, body, Cap
             # matches (parity: _core_py.respond); only the one sent is made.
             _digest_tag(body, tag, compress)
             hashed = True
-            our_etag = PyUnicode_DecodeASCII(tag, 39 if compress else 34, NULL)
+            our_etag = _ascii_str(tag, 39 if compress else 34)
         if _conditional_match(environ, current, tag + 1 if hashed else NULL, app.last_modified):
             out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
             return _answer(send_to, "304 Not Modified", out, b"")
@@ -1534,6 +1554,13 @@ cdef inline object _answer(Capture send_to, status, headers, body):
         return status, headers, body
     send_to._send(status, headers)
     return body
+
+
+cdef inline str _ascii_str(const char* data, Py_ssize_t n):
+    """A str of ``n`` ASCII characters (no decoding pass: the caller wrote them)."""
+    cdef str out = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(out), data, n)
+    return out
 
 
 cdef int _digest_tag(object body, char* tag, bint gzipped) except -1:
@@ -1734,14 +1761,16 @@ cdef object _dispatch(object mw, object app, object settings, _Fast fast, enviro
     if not fast.active:
         return app(environ, start_response)
     method = _env(environ, "REQUEST_METHOD")
-    if (
-        _str_eq(method, "OPTIONS", 7)
-        and fast.cors
-        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-        and "HTTP_ORIGIN" in environ
-    ):
-        start_response("204 No Content", _preflight(fast, environ))
-        return []
+    if _str_eq(method, "OPTIONS", 7) and fast.cors and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
+        # A preflight when Origin is there ("in", as the twin tests it).
+        if type(environ) is dict:
+            found = PyDict_GetItemWithError(environ, "HTTP_ORIGIN")
+            if found != NULL:
+                start_response("204 No Content", _preflight(fast, environ, <object>found))
+                return []
+        elif "HTTP_ORIGIN" in environ:
+            start_response("204 No Content", _preflight(fast, environ, environ.get("HTTP_ORIGIN")))
+            return []
     head = _str_eq(method, "HEAD", 4)
     app_environ = environ
     if head:

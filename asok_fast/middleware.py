@@ -303,6 +303,10 @@ def _bound_class(cls: type, core: ModuleType) -> type:
     key = (cls, core)
     bound = _BOUND.get(key)
     if bound is None:
+        if "__call__" in vars(cls) or cls.__call__ is not _core.core.MiddlewareBase.__call__:
+            # Its __call__ would be bypassed, or would reach the default core
+            # through super(): neither runs the core asked for.
+            raise TypeError(f"{cls.__qualname__} overrides __call__: it can only run the default core")
         namespace = {"__call__": core.handle, "_bound_core": core, "__module__": cls.__module__, "__doc__": cls.__doc__}
         bound = type(cls.__name__, (cls,), namespace)
         bound.__qualname__ = cls.__qualname__

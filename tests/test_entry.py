@@ -1,0 +1,215 @@
+"""The per-request entry: ResponseMiddleware's core base class, the bound
+classes of the ``_core_module`` seam, and settings cached between requests.
+
+The compiled core answers from C fields and keeps copies made once per
+configuration (its typed settings, whole preflight answers per listed
+origin); these tests change the configuration between requests and check
+that every answer follows it, on both cores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import pytest
+
+from asok_fast import ResponseMiddleware, _core, _core_py
+
+try:  # tests/ may or may not be a package
+    from .wsgi_helpers import call
+except ImportError:
+    from wsgi_helpers import call
+
+ROOT = Path(__file__).resolve().parent.parent
+A = "https://a.example"
+B = "https://b.example"
+BODY = b"x" * 100
+
+
+def text_app(body: bytes = BODY, headers: Any = None) -> Callable[..., Any]:
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        start_response("200 OK", list(headers) if headers is not None else [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def preflight(mw: Any, origin: str, **extra: str) -> Any:
+    return call(mw, method="OPTIONS", headers={"Origin": origin, "Access-Control-Request-Method": "PUT", **extra})
+
+
+# --- the class ------------------------------------------------------------------------------
+
+
+def test_the_class_derives_from_the_default_cores_base() -> None:
+    assert ResponseMiddleware.__mro__[1] is _core.core.MiddlewareBase
+    # No __call__ of its own: the base's (a C slot with the compiled core) is the entry.
+    assert "__call__" not in vars(ResponseMiddleware)
+
+
+def test_an_instance_runs_the_core_it_is_bound_to(core: Any, make_mw: Callable[..., Any]) -> None:
+    mw = make_mw(text_app())
+    assert isinstance(mw, ResponseMiddleware)
+    assert mw.implementation == ("python" if core is _core_py else "compiled")
+    if core is _core.core:
+        assert type(mw) is ResponseMiddleware  # the default core: no bound subclass
+    else:
+        assert type(mw).__call__ is core.handle
+
+
+def test_a_subclass_may_wrap_call() -> None:
+    seen: List[str] = []
+
+    class Logged(ResponseMiddleware):
+        def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            seen.append(environ["PATH_INFO"])
+            return super().__call__(environ, start_response)
+
+    mw = Logged(text_app(), {"CORS_ORIGINS": [A]})
+    result = call(mw, path="/robots.txt", headers={"Origin": A})
+    assert seen == ["/robots.txt"]
+    assert result.status == "200 OK"
+    assert result.headers[:5] == [
+        ("Content-Type", "text/plain"),
+        ("Content-Length", "100"),
+        ("ETag", '"' + _core_py.md5_hex(BODY) + '"'),
+        ("Vary", "Origin"),
+        ("Access-Control-Allow-Origin", A),
+    ]
+    assert result.body == BODY
+
+
+def test_the_seam_refuses_to_rebind_a_wrapped_call() -> None:
+    """Binding the other core to a subclass with its own ``__call__`` would skip
+    that ``__call__`` or run the default core under it: refused."""
+    other = _core_py if _core.core is not _core_py else pytest.importorskip("asok_fast._core_c")
+
+    class Logged(ResponseMiddleware):
+        def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            return super().__call__(environ, start_response)
+
+    with pytest.raises(TypeError, match="Logged overrides __call__"):
+        Logged(text_app(), _core_module=other)
+    assert isinstance(Logged(text_app(), _core_module=_core.core), Logged)
+
+
+# --- configuration changes between requests -----------------------------------------------------
+
+
+def test_preflight_answers_follow_a_changed_origin_list(make_mw: Callable[..., Any]) -> None:
+    mw = make_mw(text_app(), {"CORS_ORIGINS": [A]})
+    first = preflight(mw, A)
+    assert first.status == "204 No Content"
+    assert first.get("Access-Control-Allow-Origin") == A
+    assert preflight(mw, B).get("Access-Control-Allow-Origin") is None
+
+    mw.config["CORS_ORIGINS"] = [B]
+    assert preflight(mw, A).headers == [("Vary", "Origin")]
+    assert preflight(mw, B).get("Access-Control-Allow-Origin") == B
+
+    mw.config = {"CORS_ORIGINS": "*"}
+    star = preflight(mw, A)
+    assert star.get("Access-Control-Allow-Origin") == "*"
+    assert star.get("Vary") is None
+
+
+def test_preflight_answer_made_once_is_copied_per_request(make_mw: Callable[..., Any]) -> None:
+    """The private-network header is added to one answer, not to the next one."""
+    mw = make_mw(text_app(), {"CORS_ORIGINS": [A], "CORS_ALLOW_PRIVATE_NETWORK": True, "CORS_MAX_AGE": 600})
+    asked = preflight(mw, A, **{"Access-Control-Request-Private-Network": "true"})
+    plain = preflight(mw, A)
+    assert asked.headers[-1] == ("Access-Control-Allow-Private-Network", "true")
+    assert asked.headers[:-1] == plain.headers
+    assert plain.headers[:2] == [("Vary", "Origin"), ("Access-Control-Allow-Origin", A)]
+    assert ("Access-Control-Max-Age", "600") in plain.headers
+    assert plain.get("Access-Control-Allow-Private-Network") is None
+
+
+def test_gzip_and_etag_follow_config_changes(make_mw: Callable[..., Any]) -> None:
+    body = b"hello world " * 100
+    mw = make_mw(text_app(body), {"GZIP": True})
+    first = call(mw, headers={"Accept-Encoding": "gzip"})
+    assert first.get("Content-Encoding") == "gzip"
+    assert first.get("ETag") == '"' + _core_py.md5_hex(body) + '-gzip"'
+
+    mw.config["GZIP"] = False
+    second = call(mw, headers={"Accept-Encoding": "gzip"})
+    assert second.get("Content-Encoding") is None
+    assert second.body == body
+    assert second.get("ETag") == '"' + _core_py.md5_hex(body) + '"'
+
+    mw.config["ETAG"] = False
+    assert call(mw).get("ETag") is None
+
+
+# --- Content-Length of a buffered body ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ("Content-Length", "100"),  # right, canonical: passed on as given
+        ("content-length", "100"),  # right, other spelling
+        ("Content-Length", "99"),  # wrong
+        ("Content-Length", " 100"),  # right number, odd text
+        ("Content-Length", "0100"),
+    ],
+)
+def test_content_length_is_always_the_bodys(make_mw: Callable[..., Any], given: Any) -> None:
+    # GZIP on (below GZIP_MIN_SIZE: not compressed), so the middleware is active.
+    mw = make_mw(text_app(BODY, [("Content-Type", "text/plain"), given, ("X-After", "1")]), {"GZIP": True, "ETAG": False})
+    result = call(mw)
+    assert result.headers == [("Content-Type", "text/plain"), ("X-After", "1"), ("Content-Length", "100")]
+
+
+# --- the compiled core under a pure default class -------------------------------------------------
+
+CHILD = r"""
+import importlib, json
+from asok_fast import ResponseMiddleware, _core, _core_py
+core_c = importlib.import_module("asok_fast._core_c")
+from tests.wsgi_helpers import call
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", "1200")])
+    return [b"<p>hello</p>" * 100]
+
+config = {"CORS_ORIGINS": ["https://a.example"], "GZIP": True}
+out = {"default": _core.core.__name__}
+for name, core in (("python", _core_py), ("compiled", core_c)):
+    mw = ResponseMiddleware(app, config, _core_module=core)
+    get = call(mw, headers={"Origin": "https://a.example", "Accept-Encoding": "gzip"})
+    tag = get.get("ETag")
+    again = call(mw, headers={"If-None-Match": tag, "Accept-Encoding": "gzip"})
+    head = call(mw, method="HEAD", headers={"Accept-Encoding": "gzip"})
+    pre = call(mw, method="OPTIONS", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "PUT"})
+    mw.config["GZIP"] = False
+    plain = call(mw, headers={"Accept-Encoding": "gzip"})
+    out[name] = {
+        "class": type(mw).__mro__[1].__module__ + "." + type(mw).__mro__[1].__name__,
+        "call": type(mw).__call__.__module__,
+        "answers": [[r.status, r.headers, r.body.hex()] for r in (get, again, head, pre, plain)],
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.compiled
+def test_compiled_core_bound_to_the_pure_default_class() -> None:
+    """With ASOK_FAST_NO_EXTENSIONS=1 the class derives from the pure base; binding
+    the compiled core then runs ``_core_c.handle`` (the attribute-reading entry),
+    which must answer exactly as the pure core does."""
+    pytest.importorskip("asok_fast._core_c")
+    env = {"ASOK_FAST_NO_EXTENSIONS": "1", "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["default"] == "asok_fast._core_py"
+    assert report["compiled"]["call"] == "asok_fast._core_c"
+    assert report["python"]["answers"] == report["compiled"]["answers"]
+    statuses = [answer[0] for answer in report["compiled"]["answers"]]
+    assert statuses == ["200 OK", "304 Not Modified", "200 OK", "204 No Content", "200 OK"]
