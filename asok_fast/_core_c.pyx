@@ -24,7 +24,7 @@ Sections:
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE, _PyBytes_Resize
 from cpython.number cimport PyNumber_Index
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.pythread cimport (
     WAIT_LOCK,
     PyThread_acquire_lock,
@@ -1421,8 +1421,10 @@ cdef bint _conditional_match(environ, tuple tags, const char* hexdigest, object 
     if inm is not None:
         r = _scan_inm(inm, None, tags, hexdigest)
         return r == 1 or r == 2
+    if last_modified is None:
+        return False  # nothing to compare If-Modified-Since with
     ims = _env(environ, "HTTP_IF_MODIFIED_SINCE")
-    if ims is None or last_modified is None:
+    if ims is None:
         return False
     since = _parse_http_date(ims)
     if since is None:
@@ -1641,19 +1643,87 @@ cdef tuple _respond_stream(_Fast settings, environ, status, headers, bint may_co
 from asok_fast._core_py import _not_bytes
 
 
+cdef extern from *:
+    """
+    /* Capture is called once a request by the app (start_response(status,
+     * headers[, exc_info])).  Through tp_call that call builds an argument
+     * tuple and parses it; Capture also speaks vectorcall (PEP 590), which
+     * takes the arguments where the caller has them.  Keywords or another
+     * argument count go the tuple way, for its parsing and error messages.
+     * asokfast_capture_start is the Cython function that does the work; it is
+     * set when the module initialises, before any Capture exists. */
+    typedef PyObject *(*asokfast_start_fn)(PyObject *, PyObject *, PyObject *, PyObject *);
+    static asokfast_start_fn asokfast_capture_start = NULL;
+
+    static PyObject *
+    asokfast_call_with_tuple(PyObject *self, PyObject *const *args, Py_ssize_t n, PyObject *kwnames)
+    {
+        Py_ssize_t i, nk = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+        PyObject *tuple, *kwargs = NULL, *result;
+        tuple = PyTuple_New(n);
+        if (tuple == NULL)
+            return NULL;
+        for (i = 0; i < n; i++) {
+            Py_INCREF(args[i]);
+            PyTuple_SET_ITEM(tuple, i, args[i]);
+        }
+        if (nk > 0) {
+            kwargs = PyDict_New();
+            for (i = 0; kwargs != NULL && i < nk; i++) {
+                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[n + i]) < 0)
+                    Py_CLEAR(kwargs);
+            }
+            if (kwargs == NULL) {
+                Py_DECREF(tuple);
+                return NULL;
+            }
+        }
+        result = Py_TYPE(self)->tp_call(self, tuple, kwargs);
+        Py_DECREF(tuple);
+        Py_XDECREF(kwargs);
+        return result;
+    }
+
+    static PyObject *
+    asokfast_capture_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+    {
+        Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+        if (kwnames == NULL && (n == 2 || n == 3))
+            return asokfast_capture_start(self, args[0], args[1], n == 3 ? args[2] : Py_None);
+        return asokfast_call_with_tuple(self, args, n, kwnames);
+    }
+
+    static void
+    asokfast_enable_vectorcall(PyTypeObject *type, Py_ssize_t offset)
+    {
+        type->tp_vectorcall_offset = offset;
+        type->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+    }
+    """
+    ctypedef PyObject* (*asokfast_start_fn)(PyObject*, PyObject*, PyObject*, PyObject*)
+    asokfast_start_fn asokfast_capture_start
+    void* asokfast_capture_vectorcall
+    void asokfast_enable_vectorcall(PyTypeObject* type, Py_ssize_t offset)
+
+
 @cython.freelist(8)
 cdef class Capture:
     """The ``start_response`` handed to the app: it records, the middleware sends later.
 
     ``written`` (what the legacy ``write()`` got) is made on first use.
+    Called through vectorcall when the caller supports it (see above).
     """
 
+    cdef void* _vectorcall  # the instance's vectorcall entry (PEP 590)
     cdef public object status
     cdef public object headers
     cdef public object exc_info
     cdef public bint sent
     cdef list _written
     cdef object _server
+
+    def __cinit__(self):
+        self._vectorcall = asokfast_capture_vectorcall
 
     def __init__(self, server):
         self._server = server
@@ -1665,23 +1735,7 @@ cdef class Capture:
         return self._written
 
     def __call__(self, status, headers, exc_info=None):
-        if exc_info is not None:
-            if self.sent:
-                # Headers are committed to the server: re-raise (PEP 3333).
-                try:
-                    raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            try:
-                self.status, self.headers, self.exc_info = status, headers, exc_info
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
-        else:
-            self.status = status
-            self.headers = headers
-        return self.write
+        return _capture_start(self, status, headers, exc_info)
 
     def write(self, data):
         """The legacy ``write()``: its bytes come first in the body."""
@@ -1703,6 +1757,38 @@ cdef class Capture:
         else:
             self._server(status, headers)
         return 0
+
+
+cdef object _capture_start(Capture self, status, headers, exc_info):
+    """``Capture.__call__``: the app's start_response (parity: _core_py.Capture)."""
+    if exc_info is not None:
+        if self.sent:
+            # Headers are committed to the server: re-raise (PEP 3333).
+            try:
+                raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        try:
+            self.status, self.headers, self.exc_info = status, headers, exc_info
+        finally:
+            exc_info = None
+    elif self.status is not None:
+        raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
+    else:
+        self.status = status
+        self.headers = headers
+    return self.write
+
+
+cdef int _init_capture_vectorcall() except -1:
+    global asokfast_capture_start
+    cdef Capture probe = Capture.__new__(Capture)
+    asokfast_capture_start = <asokfast_start_fn>_capture_start
+    asokfast_enable_vectorcall(<PyTypeObject*>Capture, <char*>&probe._vectorcall - <char*><PyObject*>probe)
+    return 0
+
+
+_init_capture_vectorcall()
 
 
 cdef class MiddlewareBase:

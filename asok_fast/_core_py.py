@@ -481,8 +481,10 @@ def _conditional_match(environ: Environ, tags: Tuple[str, ...], last_modified: O
         if listed is STAR:
             return True
         return any(tag in tags for tag in listed)
+    if last_modified is None:
+        return False  # nothing to compare If-Modified-Since with
     ims = environ.get("HTTP_IF_MODIFIED_SINCE")
-    if ims is None or last_modified is None:
+    if ims is None:
         return False
     since = parse_http_date(ims)  # type: ignore[arg-type]
     if since is None:
