@@ -1791,15 +1791,48 @@ cdef int _init_capture_vectorcall() except -1:
 _init_capture_vectorcall()
 
 
+cdef extern from *:
+    """
+    /* MiddlewareBase's vectorcall (PEP 590): the server's call
+     * mw(environ, start_response) without an argument tuple.  A subclass gets
+     * it from _enable_vectorcall() unless it defines __call__, and
+     * every call checks that the type's tp_call is still MiddlewareBase's:
+     * a __call__ assigned later is honoured (through the tuple way). */
+    static asokfast_start_fn asokfast_entry_call = NULL;  /* (self, environ, start_response, NULL) */
+    static ternaryfunc asokfast_entry_tp_call = NULL;
+
+    static PyObject *
+    asokfast_entry_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+    {
+        Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+        if (kwnames == NULL && n == 2 && Py_TYPE(self)->tp_call == asokfast_entry_tp_call)
+            return asokfast_entry_call(self, args[0], args[1], NULL);
+        return asokfast_call_with_tuple(self, args, n, kwnames);
+    }
+
+    static int
+    asokfast_entry_calls_base(PyTypeObject *type)
+    {
+        return type->tp_call == asokfast_entry_tp_call;
+    }
+    """
+    asokfast_start_fn asokfast_entry_call
+    void* asokfast_entry_tp_call
+    void* asokfast_entry_vectorcall
+    bint asokfast_entry_calls_base(PyTypeObject* type)
+
+
 cdef class MiddlewareBase:
     """``ResponseMiddleware``'s base class with the compiled core.
 
-    Its ``__call__`` is a C slot: the app, the config and the settings built
-    from it are read from C fields, and the ``_Fast`` copy of the settings is
-    remembered here, so a request costs no attribute lookup before the app
-    is called.  ``ResponseMiddleware`` (middleware.py) adds the rest.
+    Its ``__call__`` runs in C (through vectorcall where the caller supports
+    it): the app, the config and the settings built from it are read from C
+    fields, and the ``_Fast`` copy of the settings is remembered here, so a
+    request costs no attribute lookup before the app is called.
+    ``ResponseMiddleware`` (middleware.py) adds the rest.
     """
 
+    cdef void* _vectorcall  # the instance's vectorcall entry (PEP 590)
     cdef public object app
     cdef public object _config
     # (config version, Settings): set whole by ResponseMiddleware.__init__ and
@@ -1808,21 +1841,51 @@ cdef class MiddlewareBase:
     cdef object _fast_of  # the Settings that _fast_val was made from
     cdef _Fast _fast_val
 
+    def __cinit__(self, *args, **kwargs):
+        self._vectorcall = asokfast_entry_vectorcall
+
     def __call__(self, environ, start_response):
-        cdef tuple state = self._state
-        cdef _Fast fast
-        settings = state[1]
-        if self._config.version != state[0]:
-            settings = self._rebuild()
-        if settings is self._fast_of:
-            fast = self._fast_val
-        else:
-            fast = _fast(settings)
-            # Both fields change with no Python code in between: a thread
-            # sees the old pair or the new one.
-            self._fast_val = fast
-            self._fast_of = settings
-        return _dispatch(self, self.app, settings, fast, environ, start_response)
+        return _entry_call(self, environ, start_response, None)
+
+
+cdef object _entry_call(MiddlewareBase self, environ, start_response, unused):
+    """``MiddlewareBase.__call__`` (``unused``: the vectorcall glue's fourth argument)."""
+    cdef tuple state = self._state
+    cdef _Fast fast
+    settings = state[1]
+    if self._config.version != state[0]:
+        settings = self._rebuild()
+    if settings is self._fast_of:
+        fast = self._fast_val
+    else:
+        fast = _fast(settings)
+        # Both fields change with no Python code in between: a thread
+        # sees the old pair or the new one.
+        self._fast_val = fast
+        self._fast_of = settings
+    return _dispatch(self, self.app, settings, fast, environ, start_response)
+
+
+cdef Py_ssize_t _init_entry_vectorcall() except -1:
+    global asokfast_entry_call, asokfast_entry_tp_call
+    cdef MiddlewareBase probe = MiddlewareBase.__new__(MiddlewareBase)
+    cdef Py_ssize_t offset = <char*>&probe._vectorcall - <char*><PyObject*>probe
+    asokfast_entry_call = <asokfast_start_fn>_entry_call
+    asokfast_entry_tp_call = <void*>(<PyTypeObject*>MiddlewareBase).tp_call
+    asokfast_enable_vectorcall(<PyTypeObject*>MiddlewareBase, offset)
+    return offset
+
+
+cdef Py_ssize_t _ENTRY_OFFSET = _init_entry_vectorcall()
+
+
+def _enable_vectorcall(type cls):
+    """Give a subclass of MiddlewareBase the vectorcall entry when it keeps
+    MiddlewareBase's ``__call__`` (CPython before 3.12 does not pass it on to
+    classes made by a class statement); a no-op for any other class.
+    ResponseMiddleware calls it for itself and for its subclasses."""
+    if issubclass(cls, MiddlewareBase) and asokfast_entry_calls_base(<PyTypeObject*>cls):
+        asokfast_enable_vectorcall(<PyTypeObject*>cls, _ENTRY_OFFSET)
 
 
 def handle(mw, environ, start_response):

@@ -185,6 +185,10 @@ class ResponseMiddleware(_core.core.MiddlewareBase):
     # the compiled core).  It reads app, _config and _state, and calls
     # _rebuild() and _finish().
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _enable_vectorcall(cls)  # a subclass keeping __call__ keeps the fast entry
+
     def _finish(self, settings: Settings, environ: dict, head: bool, capture: Capture, result: Any) -> Iterable[bytes]:
         """Buffer or stream ``result``, closing it exactly once on every path.
 
@@ -294,6 +298,10 @@ class ResponseMiddleware(_core.core.MiddlewareBase):
             raise
         return stream
 
+
+# The compiled core calls ResponseMiddleware without an argument tuple (PEP 590).
+_enable_vectorcall: Callable[[type], None] = getattr(_core.core, "_enable_vectorcall", lambda cls: None)
+_enable_vectorcall(ResponseMiddleware)
 
 _BOUND: Dict[Tuple[type, ModuleType], type] = {}
 

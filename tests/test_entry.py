@@ -213,3 +213,69 @@ def test_compiled_core_bound_to_the_pure_default_class() -> None:
     assert report["python"]["answers"] == report["compiled"]["answers"]
     statuses = [answer[0] for answer in report["compiled"]["answers"]]
     assert statuses == ["200 OK", "304 Not Modified", "200 OK", "204 No Content", "200 OK"]
+
+
+# --- how the entry is called ------------------------------------------------------------------------
+
+
+def test_keyword_and_positional_calls_answer_alike(make_mw: Callable[..., Any]) -> None:
+    """Positional calls take the compiled core's vectorcall entry; keywords the tuple way."""
+    mw = make_mw(text_app(), {"ETAG": True})
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "http"}
+    heads: List[Any] = []
+
+    def start_response(status: str, headers: List[Any], exc_info: Any = None) -> Callable[[bytes], None]:
+        heads.append((status, headers))
+        return lambda data: None
+
+    assert list(mw(env, start_response)) == [BODY]
+    assert list(mw(env, start_response=start_response)) == [BODY]
+    assert list(mw(environ=env, start_response=start_response)) == [BODY]
+    assert heads[0] == heads[1] == heads[2]
+    with pytest.raises(TypeError):
+        mw(env)
+    with pytest.raises(TypeError):
+        mw(env, start_response, None)
+
+
+def test_a_call_assigned_later_is_honoured() -> None:
+    """The compiled entry notices a ``__call__`` assigned after the class was made."""
+
+    class Sub(ResponseMiddleware):
+        pass
+
+    mw = Sub(text_app(), {"ETAG": True})
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
+    start_response = lambda status, headers, exc_info=None: None  # noqa: E731
+    assert list(mw(env, start_response)) == [BODY]
+    Sub.__call__ = lambda self, environ, start_response: [b"patched"]  # type: ignore[assignment]
+    try:
+        assert mw(env, start_response) == [b"patched"]
+    finally:
+        del Sub.__call__  # type: ignore[misc]
+    assert list(mw(env, start_response)) == [BODY]
+
+
+def test_capture_calls_from_the_app(core: Any) -> None:
+    """start_response as apps call it: positional, by keyword, with exc_info, and wrongly."""
+    sent: List[Any] = []
+    capture = core.Capture(lambda *args: sent.append(args))
+    write = capture("200 OK", [("A", "b")])
+    assert (capture.status, capture.headers) == ("200 OK", [("A", "b")])
+    write(b"early")
+    assert capture.written == [b"early"]
+    with pytest.raises(AssertionError, match="second time"):
+        capture("200 OK", [])
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    capture(status="500 Internal Server Error", headers=[], exc_info=exc_info)
+    assert capture.status == "500 Internal Server Error"
+    capture.send("500 Internal Server Error", [])
+    assert sent == [("500 Internal Server Error", [], exc_info)]
+    with pytest.raises(ValueError, match="boom"):
+        capture("500 Internal Server Error", [], exc_info)  # headers sent: re-raised
+    for bad in [(), ("200 OK",), ("200 OK", [], None, 4)]:
+        with pytest.raises(TypeError):
+            core.Capture(lambda *args: None)(*bad)
