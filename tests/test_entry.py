@@ -10,6 +10,7 @@ that every answer follows it, on both cores.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
+import asok_fast
 from asok_fast import ResponseMiddleware, _core, _core_py
 
 try:  # tests/ may or may not be a package
@@ -24,7 +26,7 @@ try:  # tests/ may or may not be a package
 except ImportError:
     from wsgi_helpers import call
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 A = "https://a.example"
 B = "https://b.example"
 BODY = b"x" * 100
@@ -172,7 +174,7 @@ CHILD = r"""
 import importlib, json
 from asok_fast import ResponseMiddleware, _core, _core_py
 core_c = importlib.import_module("asok_fast._core_c")
-from tests.wsgi_helpers import call
+from wsgi_helpers import call
 
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", "1200")])
@@ -204,8 +206,12 @@ def test_compiled_core_bound_to_the_pure_default_class() -> None:
     the compiled core then runs ``_core_c.handle`` (the attribute-reading entry),
     which must answer exactly as the pure core does."""
     pytest.importorskip("asok_fast._core_c")
-    env = {"ASOK_FAST_NO_EXTENSIONS": "1", "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
+    # The child imports the same asok_fast as this process (a checkout or an
+    # installed copy) and the helpers next to this file.
+    package_root = Path(asok_fast.__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONWARNINGS")}
+    env.update(ASOK_FAST_NO_EXTENSIONS="1", PYTHONPATH=os.pathsep.join([str(package_root), str(HERE)]))
+    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=str(HERE), env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["default"] == "asok_fast._core_py"
