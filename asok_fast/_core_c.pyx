@@ -1032,6 +1032,7 @@ cdef class _Fast:
     cdef object gzip_types
     cdef bint etag
     cdef bint active
+    cdef Py_ssize_t buffer_max
     # Whole preflight answers made once: for "*", and for each CORS_ORIGINS
     # entry that _origin_allowed accepts (keyed by it); copied per request.
     cdef tuple preflight_any
@@ -1051,6 +1052,7 @@ cdef class _Fast:
         self.gzip_types = settings.gzip_types
         self.etag = settings.etag
         self.active = settings.active
+        self.buffer_max = min(settings.buffer_max, PY_SSIZE_T_MAX)
         self.preflight_any = (("Access-Control-Allow-Origin", "*"),) + self.preflight_headers
         self.preflight_for = {}
         if self.cors == CORS_LIST:
@@ -1944,4 +1946,103 @@ cdef object _dispatch(object mw, object app, object settings, _Fast fast, enviro
         if body is (<list>result)[0]:
             return result  # the app's own list, body unchanged: hand it back
         return [body]
+    # The other common case: an iterable of known length that the app has
+    # already started (Werkzeug's and Django's responses), buffered here as
+    # mw._finish's buffering branch would.  Anything else (streams, HEAD
+    # bodies pulled lazily, wsgi.file_wrapper, write(), unusual headers)
+    # goes to the Python plumbing, which decides from scratch.
+    if (
+        not isinstance(result, (list, tuple))  # those (subclasses too) are _finish's list branch
+        and capture.status is not None
+        and capture._written is None
+        and _buffer_length(capture.headers, fast.buffer_max) >= 0
+        and not _is_file_wrapper(environ, result)
+    ):
+        body = _drain(result)
+        body = <bytes>_respond(fast, environ, method, capture.status, capture.headers, body, capture)
+        if head or PyBytes_GET_SIZE(body) == 0:
+            return []
+        return [body]
     return mw._finish(settings, environ, head, capture, result)
+
+
+cdef Py_ssize_t _buffer_length(headers, Py_ssize_t buffer_max) except -3:
+    """The body length to buffer, as middleware._buffer_hints decides it, for
+    plain headers: an exact 2-tuple of ASCII str each, a Content-Length of
+    1..18 digits at most ``buffer_max``, no ``text/event-stream``.  -1 for
+    anything else: the Python plumbing then decides, from the start."""
+    cdef Py_ssize_t length = -1, n = 0, i, a, b
+    cdef const unsigned char* p
+    cdef bint seen_length = False, seen_type = False
+    cdef int hid
+    if type(headers) is not list:
+        return -1
+    for header in <list>headers:
+        if type(header) is not tuple or PyTuple_GET_SIZE(header) != 2:
+            return -1
+        name = (<tuple>header)[0]
+        value = (<tuple>header)[1]
+        if type(name) is not str or type(value) is not str or not PyUnicode_IS_ASCII(name):
+            return -1
+        hid = _header_id(name)
+        if hid == H_CONTENT_LENGTH and not seen_length:
+            seen_length = True
+            p = _ascii(value, &n)
+            if p == NULL or n == 0 or n > 18:
+                return -1
+            length = 0
+            for i in range(n):
+                if not 48 <= p[i] <= 57:
+                    return -1
+                length = length * 10 + (p[i] - 48)
+        elif hid == H_CONTENT_TYPE and not seen_type:
+            seen_type = True
+            p = _ascii(value, &n)
+            if p == NULL:
+                return -1
+            b = 0
+            while b < n and p[b] != 59:  # ';'
+                b += 1
+            a = 0
+            while a < b and (p[a] == 32 or p[a] == 9):
+                a += 1
+            while b > a and (p[b - 1] == 32 or p[b - 1] == 9):
+                b -= 1
+            if _ieq(p + a, b - a, "text/event-stream", 17):
+                return -1
+    return length if length <= buffer_max else -1
+
+
+cdef bint _is_file_wrapper(environ, result) except -1:
+    """Whether ``result`` is the server's ``wsgi.file_wrapper`` (as _finish tests
+    it); ``result`` is closed if the test itself fails."""
+    try:
+        wrapper = environ.get("wsgi.file_wrapper")
+        return wrapper is not None and isinstance(wrapper, type) and isinstance(result, wrapper)
+    except BaseException:
+        _close_result(result)
+        raise
+
+
+cdef bytes _drain(result):
+    """Every chunk of ``result`` joined; ``close()`` called once, whatever happens."""
+    cdef list chunks = []
+    try:
+        for chunk in result:
+            if type(chunk) is not bytes:
+                raise _not_bytes(chunk)
+            chunks.append(chunk)
+    except BaseException:
+        _close_result(result)
+        raise
+    _close_result(result)
+    if PyList_GET_SIZE(chunks) == 1:
+        return <bytes>chunks[0]
+    return b"".join(chunks)
+
+
+cdef int _close_result(result) except -1:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+    return 0

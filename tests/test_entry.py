@@ -9,6 +9,7 @@ that every answer follows it, on both cores.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -285,3 +286,86 @@ def test_capture_calls_from_the_app(core: Any) -> None:
     for bad in [(), ("200 OK",), ("200 OK", [], None, 4)]:
         with pytest.raises(TypeError):
             core.Capture(lambda *args: None)(*bad)
+
+
+# --- iterables of known length (what Werkzeug and Django return) --------------------------------
+
+
+class Body:
+    """An app's response iterable with ``close()``, as frameworks return them."""
+
+    def __init__(self, chunks: List[Any], fail_at: int = -1) -> None:
+        self.chunks = chunks
+        self.fail_at = fail_at
+        self.closed = 0
+
+    def __iter__(self) -> Any:
+        for i, chunk in enumerate(self.chunks):
+            if i == self.fail_at:
+                raise RuntimeError("the app failed while iterating")
+            yield chunk
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def iterable_app(body: Body, headers: List[Any]) -> Callable[..., Any]:
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Body:
+        start_response("200 OK", list(headers))
+        return body
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "content_length, streamed",
+    [
+        ("1200", False),  # buffered: Content-Length and gzip over the whole body
+        (" 1200", False),  # unusual spelling: the same answer
+        (None, True),  # no length: streamed
+        ("99999999999", True),  # over BUFFER_MAX_SIZE: streamed
+    ],
+)
+def test_an_iterable_of_known_length(make_mw: Callable[..., Any], content_length: Any, streamed: bool) -> None:
+    chunks = [b"<p>" + b"a" * 597, b"b" * 597 + b"</p>"]
+    headers = [("Content-Type", "text/html")]
+    if content_length is not None:
+        headers.append(("Content-Length", content_length))
+    body = Body(chunks)
+    result = call(make_mw(iterable_app(body, headers), {"GZIP": True, "ETAG": True}), headers={"Accept-Encoding": "gzip"})
+    assert body.closed == 1
+    assert result.get("Content-Encoding") == "gzip"
+    assert gzip.decompress(result.body) == b"".join(chunks)
+    if streamed:
+        assert result.get("Content-Length") is None and result.get("ETag") is None
+        assert len(result.chunks) == 3  # one out per chunk in, then the gzip trailer
+    else:
+        assert result.chunks == [result.body]
+        assert result.get("Content-Length") == str(len(result.body))
+        assert result.get("ETag") == '"' + _core_py.md5_hex(b"".join(chunks)) + '-gzip"'
+
+
+def test_an_iterable_that_fails_is_closed_once(make_mw: Callable[..., Any]) -> None:
+    body = Body([b"a" * 10, b"b" * 10], fail_at=1)
+    mw = make_mw(iterable_app(body, [("Content-Type", "text/plain"), ("Content-Length", "20")]), {"ETAG": True})
+    with pytest.raises(RuntimeError, match="while iterating"):
+        call(mw)
+    assert body.closed == 1
+
+
+def test_an_iterable_with_a_str_chunk_is_refused_and_closed(make_mw: Callable[..., Any]) -> None:
+    body = Body([b"a" * 10, "b" * 10])
+    mw = make_mw(iterable_app(body, [("Content-Type", "text/plain"), ("Content-Length", "20")]), {"ETAG": True})
+    with pytest.raises(TypeError, match="yielded a str, not bytes"):
+        call(mw)
+    assert body.closed == 1
+
+
+def test_head_of_an_iterable_reads_and_closes_it(make_mw: Callable[..., Any]) -> None:
+    body = Body([b"x" * 100])
+    mw = make_mw(iterable_app(body, [("Content-Type", "text/plain"), ("Content-Length", "100")]), {"ETAG": True})
+    result = call(mw, method="HEAD")
+    assert result.chunks == []
+    assert result.get("Content-Length") == "100"
+    assert result.get("ETag") == '"' + _core_py.md5_hex(b"x" * 100) + '"'
+    assert body.closed == 1
