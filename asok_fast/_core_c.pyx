@@ -294,6 +294,10 @@ cdef size_t _out_bound(z_stream* zs, size_t length) noexcept:
     return length + (length >> 12) + (length >> 14) + (length >> 25) + 64
 
 
+# Output buffers up to this size start at deflateBound (one deflate call).
+cdef size_t _OUT_START_MAX = 64 * 1024
+
+
 cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
                         bint feed, int flush):
     """Run deflate over src[:length]; return what it writes, as one bytes.
@@ -325,6 +329,12 @@ cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
     # Sync flush marker, block header bits already pending: a little slack
     # beyond the bound keeps a chunk to one pass.
     cap = _out_bound(zs, length) + (16 if feed or length == 0 else 0)
+    if cap > _OUT_START_MAX:
+        # A large body: start at a quarter of it (text compresses to less)
+        # and grow if it does not; a bound-sized buffer would be a fresh
+        # mapping from the system on every call, its pages faulted in, for
+        # output that then shrinks to a fraction of it.
+        cap = max(_OUT_START_MAX, length >> 2)
     if cap > <size_t>PY_SSIZE_T_MAX:
         raise OverflowError("input too large to compress")
     out = _bytes_alloc(NULL, <Py_ssize_t>cap)
