@@ -1940,9 +1940,9 @@ cdef object _dispatch(object mw, object app, object settings, _Fast fast, enviro
     capture = Capture.__new__(Capture)  # no __init__: no argument tuple
     capture._server = start_response
     result = app(app_environ, capture)
-    # The common case, finished here: a one-chunk list body (what Flask,
-    # Django and Asok return for a buffered page), exactly as mw._finish's
-    # list branch would (a plain list has no close()).
+    # The common case, finished here: a one-chunk list body (what a plain
+    # WSGI app returns for a buffered page), exactly as mw._finish's list
+    # branch would (a plain list has no close()).
     if (
         type(result) is list
         and PyList_GET_SIZE(result) == 1
@@ -1950,17 +1950,12 @@ cdef object _dispatch(object mw, object app, object settings, _Fast fast, enviro
         and capture.status is not None
         and capture._written is None
     ):
-        body = <bytes>_respond(fast, environ, method, capture.status, capture.headers, (<list>result)[0], capture)
-        if head or PyBytes_GET_SIZE(body) == 0:
-            return []
-        if body is (<list>result)[0]:
-            return result  # the app's own list, body unchanged: hand it back
-        return [body]
+        return _send_whole(fast, environ, method, head, capture, <bytes>(<list>result)[0], <list>result)
     # The other common case: an iterable of known length that the app has
     # already started (Werkzeug's and Django's responses), buffered here as
-    # mw._finish's buffering branch would.  Anything else (streams, HEAD
-    # bodies pulled lazily, wsgi.file_wrapper, write(), unusual headers)
-    # goes to the Python plumbing, which decides from scratch.
+    # mw._finish's buffering branch would.  Anything else (streams,
+    # wsgi.file_wrapper, write(), unusual headers) goes to the Python
+    # plumbing, which decides from scratch.
     if (
         not isinstance(result, (list, tuple))  # those (subclasses too) are _finish's list branch
         and capture.status is not None
@@ -1968,12 +1963,19 @@ cdef object _dispatch(object mw, object app, object settings, _Fast fast, enviro
         and _buffer_length(capture.headers, fast.buffer_max) >= 0
         and not _is_file_wrapper(environ, result)
     ):
-        body = _drain(result)
-        body = <bytes>_respond(fast, environ, method, capture.status, capture.headers, body, capture)
-        if head or PyBytes_GET_SIZE(body) == 0:
-            return []
-        return [body]
+        return _send_whole(fast, environ, method, head, capture, _drain(result), None)
     return mw._finish(settings, environ, head, capture, result)
+
+
+cdef list _send_whole(_Fast fast, environ, method, bint head, Capture capture, bytes body, list app_list):
+    """Respond with a whole body (parity: ResponseMiddleware._send).  ``app_list``:
+    the app's own one-chunk list, handed back when the body leaves unchanged."""
+    cdef bytes out = <bytes>_respond(fast, environ, method, capture.status, capture.headers, body, capture)
+    if head or PyBytes_GET_SIZE(out) == 0:
+        return []
+    if app_list is not None and out is body:
+        return app_list
+    return [out]
 
 
 cdef Py_ssize_t _buffer_length(headers, Py_ssize_t buffer_max) except -3:

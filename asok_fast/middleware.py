@@ -2,9 +2,10 @@
 
 ``ResponseMiddleware`` derives from the chosen core's ``MiddlewareBase``,
 whose ``__call__`` answers preflights, calls the app and finishes the common
-one-chunk list body itself (a C slot with the compiled core).  Every other body comes back here: telling
-finite bodies from streams, ``HEAD``, ``wsgi.file_wrapper``, ``close()``
-exactly once and ``exc_info`` (PEP 3333).  Every decision about headers and
+bodies itself (with the compiled core, in C: one-chunk lists, and iterables
+of a known length).  Every other body comes back here: telling finite bodies
+from streams, ``HEAD``, ``wsgi.file_wrapper``, ``close()`` exactly once and
+``exc_info`` (PEP 3333).  Every decision about headers and
 every byte of output comes from the core (``_core_py`` or its compiled twin
 ``_core_c``).
 """
@@ -311,7 +312,7 @@ def _bound_class(cls: type, core: ModuleType) -> type:
     key = (cls, core)
     bound = _BOUND.get(key)
     if bound is None:
-        if "__call__" in vars(cls) or cls.__call__ is not _core.core.MiddlewareBase.__call__:
+        if cls.__call__ is not _core.core.MiddlewareBase.__call__:
             # Its __call__ would be bypassed, or would reach the default core
             # through super(): neither runs the core asked for.
             raise TypeError(f"{cls.__qualname__} overrides __call__: it can only run the default core")
