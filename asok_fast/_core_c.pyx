@@ -1810,7 +1810,8 @@ cdef extern from *:
      * it from _enable_vectorcall() unless it defines __call__, and
      * every call checks that the type's tp_call is still MiddlewareBase's:
      * a __call__ assigned later is honoured (through the tuple way). */
-    static asokfast_start_fn asokfast_entry_call = NULL;  /* (self, environ, start_response, NULL) */
+    typedef PyObject *(*asokfast_entry_fn)(PyObject *, PyObject *, PyObject *);
+    static asokfast_entry_fn asokfast_entry_call = NULL;  /* (self, environ, start_response) */
     static ternaryfunc asokfast_entry_tp_call = NULL;
 
     static PyObject *
@@ -1818,7 +1819,7 @@ cdef extern from *:
     {
         Py_ssize_t n = PyVectorcall_NARGS(nargsf);
         if (kwnames == NULL && n == 2 && Py_TYPE(self)->tp_call == asokfast_entry_tp_call)
-            return asokfast_entry_call(self, args[0], args[1], NULL);
+            return asokfast_entry_call(self, args[0], args[1]);
         return asokfast_call_with_tuple(self, args, n, kwnames);
     }
 
@@ -1828,7 +1829,8 @@ cdef extern from *:
         return type->tp_call == asokfast_entry_tp_call;
     }
     """
-    asokfast_start_fn asokfast_entry_call
+    ctypedef PyObject* (*asokfast_entry_fn)(PyObject*, PyObject*, PyObject*)
+    asokfast_entry_fn asokfast_entry_call
     void* asokfast_entry_tp_call
     void* asokfast_entry_vectorcall
     bint asokfast_entry_calls_base(PyTypeObject* type)
@@ -1857,11 +1859,11 @@ cdef class MiddlewareBase:
         self._vectorcall = asokfast_entry_vectorcall
 
     def __call__(self, environ, start_response):
-        return _entry_call(self, environ, start_response, None)
+        return _entry_call(self, environ, start_response)
 
 
-cdef object _entry_call(MiddlewareBase self, environ, start_response, unused):
-    """``MiddlewareBase.__call__`` (``unused``: the vectorcall glue's fourth argument)."""
+cdef object _entry_call(MiddlewareBase self, environ, start_response):
+    """``MiddlewareBase.__call__``, whichever way it is called."""
     cdef tuple state = self._state
     cdef _Fast fast
     settings = state[1]
@@ -1882,7 +1884,7 @@ cdef Py_ssize_t _init_entry_vectorcall() except -1:
     global asokfast_entry_call, asokfast_entry_tp_call
     cdef MiddlewareBase probe = MiddlewareBase.__new__(MiddlewareBase)
     cdef Py_ssize_t offset = <char*>&probe._vectorcall - <char*><PyObject*>probe
-    asokfast_entry_call = <asokfast_start_fn>_entry_call
+    asokfast_entry_call = <asokfast_entry_fn>_entry_call
     asokfast_entry_tp_call = <void*>(<PyTypeObject*>MiddlewareBase).tp_call
     asokfast_enable_vectorcall(<PyTypeObject*>MiddlewareBase, offset)
     return offset
