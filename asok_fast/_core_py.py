@@ -706,7 +706,7 @@ def handle(mw: "Any", environ: Environ, start_response: Callable[..., object]) -
         and "HTTP_ORIGIN" in environ
     ):
         start_response("204 No Content", preflight(settings, environ))
-        return []
+        return ()  # no body; a shared empty tuple costs no allocation
     app_environ = environ
     if method == "HEAD":
         # Run the app as for GET, so that HEAD gets exactly GET's headers

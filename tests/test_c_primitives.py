@@ -361,12 +361,31 @@ def test_pool_reuse_many_cycles_gives_identical_bytes() -> None:
     expected_one = ref_gzip(data, 6)
     for i in range(300):
         if i % 3 == 0:
-            # abandon a stream half-way: its state goes back reset
+            # abandon a stream half-way: its state goes back as it is, and
+            # the next take() resets it
             s = core_c.GzipStream(6)
             s.compress(chunks[0])
             s.close()
         assert run_stream(chunks, 6) == expected_stream
         assert core_c.gzip_compress(data, 6) == expected_one
+
+
+def test_a_state_abandoned_mid_stream_is_reset_when_taken() -> None:
+    """The pool keeps states as their owners left them and take() resets them:
+    a stream closed half-way (gzip header and one flushed block out, never
+    finished) is handed out again, and compresses as a fresh stream would."""
+    level = 2
+    held = [core_c.GzipStream(level) for _ in range(core_c._pool_idle()[level])]
+    del held  # deallocated unfinished: their states are freed, not pooled
+    assert core_c._pool_idle()[level] == 0
+    s = core_c.GzipStream(level)
+    assert s.compress(random.Random(5).randbytes(1000))  # mid-stream, never finished
+    s.close()
+    assert core_c._pool_idle()[level] == 1
+    small = text_body(1400, 3)
+    assert core_c.gzip_compress(small, level) == ref_gzip(small, level)
+    assert core_c._pool_idle()[level] == 1  # the same state, taken and given back
+    assert run_stream([small[:700], small[700:]], level) == ref_stream([small[:700], small[700:]], level)
 
 
 def test_pool_is_bounded_and_per_level() -> None:

@@ -22,10 +22,12 @@ import pytest
 import asok_fast
 from asok_fast import ResponseMiddleware, _core, _core_py
 
+from asok_fast._config import Config
+
 try:  # tests/ may or may not be a package
-    from .wsgi_helpers import call
+    from .wsgi_helpers import call, environ
 except ImportError:
-    from wsgi_helpers import call
+    from wsgi_helpers import call, environ
 
 HERE = Path(__file__).resolve().parent
 A = "https://a.example"
@@ -147,6 +149,64 @@ def test_gzip_and_etag_follow_config_changes(make_mw: Callable[..., Any]) -> Non
 
     mw.config["ETAG"] = False
     assert call(mw).get("ETag") is None
+
+
+class CountedConfig(Config):
+    """A Config subclass that counts the reads of ``version``."""
+
+    __slots__ = ()
+    reads = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "version":
+            type(self).reads += 1
+        return super().__getattribute__(name)
+
+
+def test_a_config_subclass_is_read_through_its_attribute(make_mw: Callable[..., Any]) -> None:
+    """The compiled entry reads an exact Config's version from its slot; any
+    other type there is read through its attribute, and changes still count."""
+    body = b"hello world " * 100
+    mw = make_mw(text_app(body), {"GZIP": True})
+    mw._config = CountedConfig(mw.config)
+    CountedConfig.reads = 0
+    assert call(mw, headers={"Accept-Encoding": "gzip"}).get("Content-Encoding") == "gzip"
+    assert CountedConfig.reads >= 1
+    mw._config["GZIP"] = False  # bumps the version: the next request rebuilds
+    plain = call(mw, headers={"Accept-Encoding": "gzip"})
+    assert plain.get("Content-Encoding") is None
+    assert plain.body == body
+
+
+def test_a_config_without_a_version_fails_as_the_attribute_does(make_mw: Callable[..., Any]) -> None:
+    mw = make_mw(text_app())
+    mw._config = Config.__new__(Config)  # slot never set: no version
+    with pytest.raises(AttributeError, match="version"):
+        call(mw)
+
+
+def test_the_same_version_in_another_int_object_is_no_change(make_mw: Callable[..., Any]) -> None:
+    """Versions compare by value: an equal int that is another object does not rebuild."""
+    mw = make_mw(text_app(), {"CORS_ORIGINS": [A]})
+    mw._config.version = 10**12 + 7  # beyond the small-int cache
+    call(mw)  # a new version: settings rebuilt, the state holds this int
+    settings = mw._state[1]
+    assert mw._state[0] == 10**12 + 7
+    mw._config.version = int(str(10**12 + 7))  # equal, not identical
+    assert mw._config.version is not mw._state[0]
+    assert call(mw, headers={"Origin": A}).get("Access-Control-Allow-Origin") == A
+    assert mw._state[1] is settings
+
+
+def test_a_preflight_returns_an_empty_tuple(make_mw: Callable[..., Any]) -> None:
+    """No body and nothing to close: the shared empty tuple, on both cores."""
+    mw = make_mw(text_app(), {"CORS_ORIGINS": [A]})
+    sent: List[Any] = []
+    env = environ("OPTIONS", headers={"Origin": A, "Access-Control-Request-Method": "PUT"})
+    result = mw(env, lambda status, headers, exc_info=None: sent.append((status, headers)))
+    assert result == () and type(result) is tuple
+    assert sent[0][0] == "204 No Content"
+    assert ("Access-Control-Allow-Origin", A) in sent[0][1]
 
 
 # --- Content-Length of a buffered body ------------------------------------------------------------
