@@ -16,6 +16,10 @@ with W1's request headers (``Accept-Encoding: gzip, deflate, br, zstd`` and the
 allowed ``Origin``).  Prints requests per second (median of rounds) and the ratios
 to bare Flask; the target is flask+asok_fast >= 0.9x.  Each server is stopped by
 its own pid.  Needs wrk (Debian: ``apt-get install wrk``) and the ``bench`` extra.
+
+Beside requests per second it prints the worker's CPU time per request (user +
+system, read from /proc around each wrk run, Linux only): the server's own cost,
+which does not depend on how wrk and the worker share the machine's cores.
 """
 
 from __future__ import annotations
@@ -112,13 +116,47 @@ class Server:
         self.log.close()
 
 
-def run_wrk(port: int, seconds: float, connections: int) -> Dict[str, float]:
+def worker_pid(master: int) -> Optional[int]:
+    """The pid of gunicorn's single worker (the master's child), or None off Linux."""
+    try:
+        with open(f"/proc/{master}/task/{master}/children", encoding="ascii") as f:
+            children = f.read().split()
+    except OSError:
+        children = []
+    if not children:  # kernels without the children file: scan for the parent pid
+        for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid == master:
+                    children.append(entry)
+    return int(children[0]) if len(children) == 1 else None
+
+
+def cpu_seconds(pid: Optional[int]) -> Optional[float]:
+    """User + system CPU time of ``pid`` so far (proc(5) fields 14 and 15), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_wrk(port: int, seconds: float, connections: int, worker: Optional[int] = None) -> Dict[str, float]:
     w1 = wl.by_id("W1")
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     for name, value in wl.request_headers(w1).items():
         cmd += ["-H", f"{name}: {value}"]
     cmd.append(f"http://127.0.0.1:{port}{w1.path}")
+    cpu_before = cpu_seconds(worker)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu_after = cpu_seconds(worker)
     rps = re.search(r"Requests/sec:\s*([0-9.]+)", out)
     if rps is None:
         raise RuntimeError(f"wrk printed no Requests/sec:\n{out}")
@@ -131,6 +169,9 @@ def run_wrk(port: int, seconds: float, connections: int) -> Dict[str, float]:
         result["p50_ms"] = float(p50.group(1)) * scale
     if errors:
         result["socket_errors"] = errors.group(0)  # type: ignore[assignment]
+    done = re.search(r"(\d+) requests in", out)
+    if cpu_before is not None and cpu_after is not None and done and int(done.group(1)):
+        result["worker_cpu_us"] = (cpu_after - cpu_before) / int(done.group(1)) * 1e6
     return result
 
 
@@ -172,7 +213,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             rng.shuffle(order)
             for app in order:
                 print(f"round {r + 1}/{args.rounds}: wrk {args.seconds:g}s on {app}", file=sys.stderr, flush=True)
-                samples[app].append(run_wrk(servers[app].port, args.seconds, args.connections))
+                worker = worker_pid(servers[app].proc.pid)
+                samples[app].append(run_wrk(servers[app].port, args.seconds, args.connections, worker))
     finally:
         for server in servers.values():
             server.stop()
@@ -194,6 +236,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"  {verdict} flask+asok_fast keeps {ratio:.2f}x of bare Flask's req/s (target >= {TARGET})")
     if base and "flask+ext" in medians:
         print(f"  (Flask-Compress + Flask-CORS keep {medians['flask+ext'] / base:.2f}x)")
+    cpu = {app: [s["worker_cpu_us"] for s in samples[app] if "worker_cpu_us" in s] for app in apps}
+    if all(cpu.values()):
+        cpu_base = statistics.median(cpu["flask"]) if "flask" in cpu else None
+        print("worker CPU time per request (user + system, median of rounds):")
+        for app in apps:
+            mine = statistics.median(cpu[app])
+            extra = f"  ({mine - cpu_base:+.1f} us over bare Flask)" if cpu_base is not None and app != "flask" else ""
+            print(f"  {app:16} {mine:8.1f} us{extra}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"core": core_name, "connections": args.connections, "seconds": args.seconds,
