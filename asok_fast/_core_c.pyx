@@ -773,9 +773,16 @@ cdef inline bint _ieq(const unsigned char* p, Py_ssize_t n, const char* lit, Py_
 cdef inline bint _str_eq(object s, const char* lit, Py_ssize_t m) except -1:
     """``s == lit`` for an ASCII literal: in place for an exact str, by ``==``
     otherwise (a str subclass compares as the twin compares it)."""
+    cdef const char* p
+    cdef Py_ssize_t i
     if type(s) is str:
-        return (PyUnicode_IS_ASCII(s) and PyUnicode_GET_LENGTH(s) == m
-                and memcmp(PyUnicode_DATA(s), lit, m) == 0)
+        if not PyUnicode_IS_ASCII(s) or PyUnicode_GET_LENGTH(s) != m:
+            return False
+        p = <const char*>PyUnicode_DATA(s)
+        for i in range(m):  # a few bytes: no call to memcmp
+            if p[i] != lit[i]:
+                return False
+        return True
     if s is None:
         return False
     return s == (<bytes>lit[:m]).decode("ascii")
@@ -1344,7 +1351,7 @@ cdef _merge_vary(list values, list tokens):
     return _py._merge_vary(values, tokens)
 
 
-cdef void _cors(_Fast settings, int mode, environ, list out) except *:
+cdef int _cors(_Fast settings, int mode, environ, list out) except -1:
     if mode == CORS_ANY:
         out.append(("Access-Control-Allow-Origin", "*"))
         out.extend(settings.cors_headers)
@@ -1353,9 +1360,10 @@ cdef void _cors(_Fast settings, int mode, environ, list out) except *:
         if _origin_allowed(settings, origin):
             out.append(("Access-Control-Allow-Origin", origin))
             out.extend(settings.cors_headers)
+    return 0
 
 
-cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bint vary_encoding) except *:
+cdef int _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bint vary_encoding) except -1:
     cdef int mode = settings.cors
     cdef list tokens
     cdef Py_ssize_t nvary = 0 if app.vary is None else len(app.vary)
@@ -1387,6 +1395,7 @@ cdef void _finish_headers(_Fast settings, environ, _AppHeaders app, list out, bi
         out.append(("Vary", app.vary[0]))
     if mode != CORS_OFF and not app.has_cors:
         _cors(settings, mode, environ, out)
+    return 0
 
 
 cdef object _normalize_etag(object value):
