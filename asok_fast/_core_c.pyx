@@ -1570,7 +1570,7 @@ cdef object _respond(_Fast settings, environ, method, status, headers, body, Cap
     if settings.etag and code == 200 and _get_or_head(method):
         if app.etag is not None:
             current = (_opaque(app.etag),)
-        elif not _cache_control_has(app.cache_control, "no-store", 8):
+        elif app.cache_control is None or not _cache_control_has(app.cache_control, "no-store", 8):
             # The digest names the content: either representation's tag
             # matches (parity: _core_py.respond); only the one sent is made.
             _digest_tag(body, tag, compress)
@@ -1580,7 +1580,7 @@ cdef object _respond(_Fast settings, environ, method, status, headers, body, Cap
             out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
             return _answer(send_to, "304 Not Modified", out, b"")
 
-    out = _with_etag(app.kept, app.etag_raw, app_etag)
+    out = app.kept if app_etag is None else _with_etag(app.kept, app.etag_raw, app_etag)
     if compress:
         if type(body) is bytes:
             body = _gzip_compress_ptr(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), settings.gzip_level)
