@@ -709,9 +709,8 @@ def zlib_version():
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
-from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.string cimport memcmp
 
 from asok_fast._config import CORS_ANY as _PY_CORS_ANY, CORS_LIST as _PY_CORS_LIST, CORS_OFF as _PY_CORS_OFF
@@ -1930,8 +1929,8 @@ cdef extern from *:
         return *(PyObject **)((char *)obj + offset);
     }
     """
-    Py_ssize_t asokfast_slot_offset(object descr) except? -2
-    PyObject* asokfast_slot_get(object obj, Py_ssize_t offset)
+    Py_ssize_t asokfast_slot_offset(object descr) noexcept
+    PyObject* asokfast_slot_get(object obj, Py_ssize_t offset) noexcept
 
 
 from asok_fast._config import Config as _Config

@@ -116,36 +116,32 @@ class Server:
         self.log.close()
 
 
+def _stat_fields(pid: object) -> Optional[List[str]]:
+    """The fields of /proc/<pid>/stat after the command name (proc(5) field 3 on), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def worker_pid(master: int) -> Optional[int]:
     """The pid of gunicorn's single worker (the master's child), or None off Linux."""
     try:
         with open(f"/proc/{master}/task/{master}/children", encoding="ascii") as f:
             children = f.read().split()
-    except OSError:
-        children = []
-    if not children:  # kernels without the children file: scan for the parent pid
-        for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                if ppid == master:
-                    children.append(entry)
+    except OSError:  # no children file (or no /proc): look for the parent pid instead
+        entries = os.listdir("/proc") if os.path.isdir("/proc") else []
+        children = [e for e in entries if e.isdigit() and (_stat_fields(e) or ["", ""])[1] == str(master)]
     return int(children[0]) if len(children) == 1 else None
 
 
 def cpu_seconds(pid: Optional[int]) -> Optional[float]:
     """User + system CPU time of ``pid`` so far (proc(5) fields 14 and 15), or None."""
-    if pid is None:
+    fields = _stat_fields(pid) if pid is not None else None
+    if fields is None:
         return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(port: int, seconds: float, connections: int, worker: Optional[int] = None) -> Dict[str, float]:
