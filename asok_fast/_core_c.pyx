@@ -1203,11 +1203,15 @@ cdef inline bint _is_identity(object value) except -1:
     return _ieq_strip(value, "identity", 8)
 
 
-cdef bint _cache_control_has(list values, const char* directive, Py_ssize_t dlen) except -1:
+cdef inline bint _cache_control_has(list values, const char* directive, Py_ssize_t dlen) except -1:
+    """Whether a Cache-Control value lists ``directive``; ``values`` is None
+    when the app sent none (most responses: no call then)."""
+    return values is not None and _cache_control_scan(values, directive, dlen)
+
+
+cdef bint _cache_control_scan(list values, const char* directive, Py_ssize_t dlen) except -1:
     cdef Py_ssize_t n = 0, start, end, a, b
     cdef const unsigned char* p
-    if values is None:
-        return False
     for value in values:
         p = _ascii(value, &n)
         if p == NULL:
@@ -1414,9 +1418,15 @@ cdef inline object _opaque(object tag):
     return tag[2:] if tag.startswith("W/") else tag
 
 
-cdef list _with_etag(list headers, object app_etag, object etag):
+cdef inline list _with_etag(list headers, object app_etag, object etag):
+    """``headers`` with the app's ETag line carrying ``etag`` instead; the
+    list itself when that changes nothing (no ETag, or not weakened)."""
     if etag is app_etag or etag == app_etag:
         return headers
+    return _replace_etag(headers, etag)
+
+
+cdef list _replace_etag(list headers, object etag):
     cdef list out = []
     for h in headers:
         if _header_id(h[0]) == H_ETAG:
@@ -1569,7 +1579,7 @@ cdef object _respond(_Fast settings, environ, method, status, headers, body, Cap
     if settings.etag and code == 200 and _get_or_head(method):
         if app.etag is not None:
             current = (_opaque(app.etag),)
-        elif app.cache_control is None or not _cache_control_has(app.cache_control, "no-store", 8):
+        elif not _cache_control_has(app.cache_control, "no-store", 8):
             # The digest names the content: either representation's tag
             # matches (parity: _core_py.respond); only the one sent is made.
             _digest_tag(body, tag, compress)
@@ -1579,7 +1589,7 @@ cdef object _respond(_Fast settings, environ, method, status, headers, body, Cap
             out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
             return _answer(send_to, "304 Not Modified", out, b"")
 
-    out = app.kept if app_etag is None else _with_etag(app.kept, app.etag_raw, app_etag)
+    out = _with_etag(app.kept, app.etag_raw, app_etag)
     if compress:
         if type(body) is bytes:
             body = _gzip_compress_ptr(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), settings.gzip_level)
@@ -1801,6 +1811,13 @@ cdef class Capture:
         return 0
 
 
+cdef extern from "Python.h":
+    object PyMethod_New(object func, object self)
+
+
+cdef object _CAPTURE_WRITE = Capture.__dict__["write"]  # bound per call by _capture_start
+
+
 cdef object _capture_start(Capture self, status, headers, exc_info):
     """``Capture.__call__``: the app's start_response (parity: _core_py.Capture)."""
     if exc_info is not None:
@@ -1822,13 +1839,6 @@ cdef object _capture_start(Capture self, status, headers, exc_info):
     if type(self) is Capture:
         return PyMethod_New(_CAPTURE_WRITE, self)  # what self.write gives, minus the lookup
     return self.write
-
-
-cdef extern from "Python.h":
-    object PyMethod_New(object func, object self)
-
-
-cdef object _CAPTURE_WRITE = Capture.__dict__["write"]
 
 
 cdef int _init_capture_vectorcall() except -1:
