@@ -16,6 +16,11 @@ How it measures (and why):
   both sides of each difference.
 * W3 on two threads: requests per second of one thread, then of two threads on
   the same middleware, alternated ``--thread-reps`` times; the ratio of medians.
+* Each target's ratio comes with a 95 % interval: the run's rounds are resampled
+  with replacement (a round's cells stay together, as they were measured side by
+  side) and the ratio recomputed.  An interval that straddles the limit says the
+  run's own noise could turn the verdict; runs minutes apart on a shared machine
+  can differ by more than the interval.
 """
 
 from __future__ import annotations
@@ -351,13 +356,24 @@ class Target:
     value: Optional[float]
     detail: str
     why_missing: str = ""
+    interval: Optional[Tuple[float, float]] = None  # 95 %, bootstrap over the rounds
+
+    def _meets(self, value: float) -> bool:
+        return value <= self.limit if self.op == "<=" else value >= self.limit
 
     @property
     def status(self) -> str:
         if self.value is None:
             return "n/a"
-        ok = self.value <= self.limit if self.op == "<=" else self.value >= self.limit
-        return "PASS" if ok else "MISS"
+        return "PASS" if self._meets(self.value) else "MISS"
+
+    @property
+    def decided(self) -> Optional[bool]:
+        """Whether the whole interval is on one side of the limit (None: no interval)."""
+        if self.interval is None:
+            return None
+        lo, hi = self.interval
+        return self._meets(lo) == self._meets(hi)
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -367,6 +383,8 @@ class Target:
             "limit": self.limit,
             "value": self.value,
             "status": self.status,
+            "interval_95": list(self.interval) if self.interval else None,
+            "decided": self.decided,
             "detail": self.detail,
             "why_missing": self.why_missing,
         }
@@ -384,64 +402,132 @@ def _us(ns: Optional[float]) -> str:
     return "-" if ns is None else f"{_fmt_us(ns)} us"
 
 
-def evaluate_targets(res: Results) -> List[Target]:
-    def med(stack: str, w: str) -> Optional[float]:
-        c = res.cell(stack, w)
-        return c.median if c else None
+#: Resamples behind each target's interval.
+BOOTSTRAP_RESAMPLES = 1000
 
-    def ovh(stack: str, w: str) -> Optional[float]:
-        c = res.cell(stack, w)
-        return c.overhead if c else None
+# A target's ratio is made of cell statistics: ("med", stack) the median time per
+# request, ("ovh", stack) the median overhead over the same framework's bare app.
+Stat = Tuple[str, str]
+
+
+def _series(res: Results, stat: Stat, w: str) -> Optional[List[float]]:
+    c = res.cell(stat[1], w)
+    if c is None:
+        return None
+    series = c.samples if stat[0] == "med" else c.diffs
+    return series or None
+
+
+def _stat(res: Results, stat: Stat, w: str) -> Optional[float]:
+    series = _series(res, stat, w)
+    return statistics.median(series) if series else None
+
+
+def _percentiles(values: List[float], lo: float = 0.025, hi: float = 0.975) -> Tuple[float, float]:
+    values = sorted(values)
+    last = len(values) - 1
+    return values[round(lo * last)], values[round(hi * last)]
+
+
+def _bootstrap_ratio(num: List[float], den: List[float], resamples: List[List[int]]) -> Optional[Tuple[float, float]]:
+    """95 % percentile interval of median(num) / median(den), resampling whole
+    rounds: index i picks round i on both sides, so the pairs measured side by
+    side stay together."""
+    n = min(len(num), len(den))
+    if n < 2:
+        return None
+    median = statistics.median
+    ratios = []
+    for idx in resamples:
+        a = median([num[i] for i in idx if i < n])
+        b = median([den[i] for i in idx if i < n])
+        r = _ratio(a, b)
+        if r is not None:
+            ratios.append(r)
+    return _percentiles(ratios) if len(ratios) >= len(resamples) // 2 else None
+
+
+def _resamples(n: int, count: int, seed: int) -> List[List[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(n) for _ in range(n)] for _ in range(count)]
+
+
+def _why_missing(res: Results, stacks: Sequence[str], w: str) -> str:
+    """Why a target cannot be computed ("" when every cell it needs was measured)."""
+    return "; ".join(
+        f"{n}: {res.unavailable.get(n) or res.unavailable.get(n.split('+')[0]) or res.failed.get((n, w)) or res.skipped.get((n, w)) or 'not measured'}"
+        for n in stacks
+        if res.cell(n, w) is None
+    )
+
+
+def evaluate_targets(res: Results, seed: int = 0) -> List[Target]:
+    """Every target of the issue, with its value from this run and a 95 % interval
+    from resampling this run's rounds (the interval says how far the run's own
+    noise could move the value; runs minutes apart on a shared machine can differ
+    by more)."""
+    rounds = max((len(c.samples) for c in res.cells.values()), default=0)
+    resamples = _resamples(rounds, BOOTSTRAP_RESAMPLES, seed) if rounds >= 2 else []
+
+    def us(stat: Stat, w: str) -> str:
+        return _us(_stat(res, stat, w))
 
     out: List[Target] = []
 
-    def add(w: str, name: str, op: str, limit: float, value: Optional[float], detail: str, needs: Sequence[str]) -> None:
-        missing = [n for n in needs if res.cell(n, w) is None]
-        why = ""
-        if missing:
-            why = "; ".join(
-                f"{n}: {res.unavailable.get(n) or res.unavailable.get(n.split('+')[0]) or res.failed.get((n, w)) or res.skipped.get((n, w)) or 'not measured'}"
-                for n in missing
-            )
-        out.append(Target(w, name, op, limit, None if missing else value, detail, why))
+    def add(w: str, name: str, op: str, limit: float, num: Stat, den: Stat, detail: str) -> None:
+        why = _why_missing(res, (num[1], den[1]), w)
+        if why:
+            out.append(Target(w, name, op, limit, None, detail, why))
+            return
+        value = _ratio(_stat(res, num, w), _stat(res, den, w))
+        a, b = _series(res, num, w), _series(res, den, w)
+        interval = _bootstrap_ratio(a, b, resamples) if a and b and resamples and value is not None else None
+        out.append(Target(w, name, op, limit, value, detail, "", interval))
 
     c = "compiled"
+    floor = ("med", "floor")
     # W1
-    add("W1", "compiled overhead / C-work floor", "<=", 1.0, _ratio(ovh(c, "W1"), med("floor", "W1")),
-        f"{_us(ovh(c, 'W1'))} vs floor {_us(med('floor', 'W1'))}", [c, "floor"])
+    add("W1", "compiled overhead / C-work floor", "<=", 1.0, ("ovh", c), floor,
+        f"{us(('ovh', c), 'W1')} vs floor {us(floor, 'W1')}")
     for anchor, limit in (("flask+ext", 10.0), ("django+mw", 10.0), ("asok+gzip+cors", 3.0)):
-        add("W1", f"{anchor} overhead / compiled overhead", ">=", limit, _ratio(ovh(anchor, "W1"), ovh(c, "W1")),
-            f"{_us(ovh(anchor, 'W1'))} vs {_us(ovh(c, 'W1'))}", [c, anchor])
+        add("W1", f"{anchor} overhead / compiled overhead", ">=", limit, ("ovh", anchor), ("ovh", c),
+            f"{us(('ovh', anchor), 'W1')} vs {us(('ovh', c), 'W1')}")
     # W2
-    add("W2", "compiled overhead / MD5 floor", "<=", 1.5, _ratio(ovh(c, "W2"), med("floor", "W2")),
-        f"{_us(ovh(c, 'W2'))} vs floor {_us(med('floor', 'W2'))}", [c, "floor"])
+    add("W2", "compiled overhead / MD5 floor", "<=", 1.5, ("ovh", c), floor,
+        f"{us(('ovh', c), 'W2')} vs floor {us(floor, 'W2')}")
     for anchor in ("flask+ext", "django+mw"):
-        add("W2", f"{anchor} overhead / compiled overhead", ">=", 40.0, _ratio(ovh(anchor, "W2"), ovh(c, "W2")),
-            f"{_us(ovh(anchor, 'W2'))} vs {_us(ovh(c, 'W2'))}", [c, anchor])
+        add("W2", f"{anchor} overhead / compiled overhead", ">=", 40.0, ("ovh", anchor), ("ovh", c),
+            f"{us(('ovh', anchor), 'W2')} vs {us(('ovh', c), 'W2')}")
     # W3
-    add("W3", "compiled overhead / C-work floor (level 6)", "<=", 1.0, _ratio(ovh(c, "W3"), med("floor", "W3")),
-        f"{_us(ovh(c, 'W3'))} vs floor {_us(med('floor', 'W3'))}", [c, "floor"])
-    comp, floor = res.cell(c, "W3"), res.cell("floor", "W3")
+    add("W3", "compiled overhead / C-work floor (level 6)", "<=", 1.0, ("ovh", c), floor,
+        f"{us(('ovh', c), 'W3')} vs floor {us(floor, 'W3')}")
+    comp, fl = res.cell(c, "W3"), res.cell("floor", "W3")
     size_value = None
-    if comp and floor and comp.bytes_out is not None and floor.bytes_out:
-        size_value = comp.bytes_out / floor.bytes_out
-    add("W3", "compressed size / floor's size", "<=", 1.0, size_value,
-        f"{comp.bytes_out if comp else '-'} B vs {floor.bytes_out if floor else '-'} B", [c, "floor"])
+    if comp and fl and comp.bytes_out is not None and fl.bytes_out:
+        size_value = comp.bytes_out / fl.bytes_out
+    why = _why_missing(res, (c, "floor"), "W3")
+    out.append(Target("W3", "compressed size / floor's size", "<=", 1.0, None if why else size_value,
+                      f"{comp.bytes_out if comp else '-'} B vs {fl.bytes_out if fl else '-'} B", why))
     threads = res.threads.get(c)
+    interval = None
+    if threads and len(threads.get("samples_1", ())) >= 2:
+        reps = len(threads["samples_1"])
+        interval = _bootstrap_ratio(threads["samples_2"], threads["samples_1"], _resamples(reps, BOOTSTRAP_RESAMPLES, seed))
     out.append(Target("W3", "two threads / one thread (req/s)", ">=", 1.7, threads["ratio"] if threads else None,
                       f"{threads['rps_2']:.0f} vs {threads['rps_1']:.0f} req/s" if threads else "-",
-                      "" if threads else (res.unavailable.get(c) or "not measured")))
+                      "" if threads else (res.unavailable.get(c) or "not measured"), interval))
     # W4..W6
-    add("W4", "compiled time / bare WSGI call", "<=", 2.0, _ratio(med(c, "W4"), med("bare", "W4")),
-        f"{_us(med(c, 'W4'))} vs bare {_us(med('bare', 'W4'))}", [c, "bare"])
-    add("W5", "compiled time / bare WSGI call", "<=", 3.0, _ratio(med(c, "W5"), med("bare", "W5")),
-        f"{_us(med(c, 'W5'))} vs bare {_us(med('bare', 'W5'))}", [c, "bare"])
-    add("W6", "compiled overhead / MD5 floor", "<=", 1.2, _ratio(ovh(c, "W6"), med("floor", "W6")),
-        f"{_us(ovh(c, 'W6'))} vs floor {_us(med('floor', 'W6'))}", [c, "floor"])
+    bare = ("med", "bare")
+    add("W4", "compiled time / bare WSGI call", "<=", 2.0, ("med", c), bare,
+        f"{us(('med', c), 'W4')} vs bare {us(bare, 'W4')}")
+    add("W5", "compiled time / bare WSGI call", "<=", 3.0, ("med", c), bare,
+        f"{us(('med', c), 'W5')} vs bare {us(bare, 'W5')}")
+    add("W6", "compiled overhead / MD5 floor", "<=", 1.2, ("ovh", c), floor,
+        f"{us(('ovh', c), 'W6')} vs floor {us(floor, 'W6')}")
     # compiled vs pure
     for w, limit in (("W1", 1.5), ("W4", 4.0), ("W5", 4.0)):
-        add(w, "python time / compiled time", ">=", limit, _ratio(med("python", w), med(c, w)),
-            f"{_us(med('python', w))} vs {_us(med(c, w))}", [c, "python"])
+        add(w, "python time / compiled time", ">=", limit, ("med", "python"), ("med", c),
+            f"{us(('med', 'python'), w)} vs {us(('med', c), w)}")
     return out
 
 
@@ -556,14 +642,27 @@ def render_table(res: Results) -> str:
                 f"{v['asok_fast']:<17} {_fmt_us(v['asok_fast_overhead_ns'], True):>7} us  -> {ratio}"
             )
     lines.append("")
-    lines.append("targets (ratios from this run)")
+    lines.append("targets (ratios from this run; [95% interval from resampling its rounds])")
     width = max(len(t["target"]) for t in res.targets) + 4
+    undecided = False
     for t in res.targets:
         value = t["value"]
-        shown = "-" if value is None else ("inf" if value == math.inf else f"{value:.2f}")
+        shown = "-" if value is None else _fmt_ratio(value)
+        interval = t.get("interval_95")
+        span = f"[{_fmt_ratio(interval[0])}, {_fmt_ratio(interval[1])}]" if interval else ""
+        status = t["status"]
+        if t.get("decided") is False:
+            status += "*"
+            undecided = True
         tail = t["detail"] if t["status"] != "n/a" else t["why_missing"]
-        lines.append(f"  {t['status']:<5}{t['workload']}  {t['target']:<{width}}{shown:>7} {t['op']} {t['limit']:<5g} {tail}")
+        lines.append(f"  {status:<6}{t['workload']}  {t['target']:<{width}}{shown:>7} {t['op']} {t['limit']:<5g}{span:<16} {tail}")
+    if undecided:
+        lines.append("  *: the interval straddles the limit: this run's own noise could turn the verdict")
     return "\n".join(lines)
+
+
+def _fmt_ratio(value: float) -> str:
+    return "inf" if value == math.inf else f"{value:.2f}"
 
 
 def results_json(res: Results) -> Dict[str, Any]:
@@ -662,14 +761,18 @@ def render_svg(res: Results) -> str:
             out.append(f'<rect x="{ax}" y="{y}" width="{length:.1f}" height="{bar_h}" fill="{colour}"><title>{_esc(s["label"])}: {_fmt_us(c.median)} us per request, overhead {_fmt_us(c.overhead, True)} us</title></rect>')
             out.append(f'<text x="{ax + length + 4:.1f}" y="{y + bar_h - 4}">{_fmt_us(c.overhead, True)}</text>')
     ty = 90 + nrows * (panel_h + 20) + 10
-    out.append(f'<text x="20" y="{ty}" font-size="13" font-weight="bold">Targets (ratios from this run)</text>')
+    out.append(f'<text x="20" y="{ty}" font-size="13" font-weight="bold">Targets (ratios from this run, [95% interval]; *: the interval straddles the limit)</text>')
     for k, t in enumerate(res.targets):
         y = ty + 18 + k * 15
         colour = {"PASS": "#2f855a", "MISS": "#c53030"}.get(t["status"], "#718096")
         value = t["value"]
-        shown = "-" if value is None else ("inf" if value == math.inf else f"{value:.2f}")
+        shown = "-" if value is None else _fmt_ratio(value)
+        interval = t.get("interval_95")
+        if interval:
+            shown += f" [{_fmt_ratio(interval[0])}, {_fmt_ratio(interval[1])}]"
         tail = t["detail"] if t["status"] != "n/a" else t["why_missing"]
-        out.append(f'<text x="20" y="{y}" fill="{colour}" font-weight="bold">{t["status"]}</text>')
+        mark = "*" if t.get("decided") is False else ""
+        out.append(f'<text x="20" y="{y}" fill="{colour}" font-weight="bold">{t["status"]}{mark}</text>')
         out.append(
             f'<text x="64" y="{y}">{_esc(t["workload"])}  {_esc(t["target"])}: {shown} {_esc(t["op"])} {t["limit"]:g}'
             f'<tspan fill="#718096">   {_esc(str(tail)[:90])}</tspan></text>'
@@ -744,7 +847,7 @@ def run(args: argparse.Namespace) -> int:
         seconds=time.monotonic() - started,
         clock=args.clock,
     )
-    res.targets = [t.as_dict() for t in evaluate_targets(res)]
+    res.targets = [t.as_dict() for t in evaluate_targets(res, args.seed)]
     print(render_table(res))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
