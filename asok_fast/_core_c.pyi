@@ -52,6 +52,9 @@ def respond_stream(
 ) -> Tuple[str, List[Header], int]: ...
 def zlib_version() -> str: ...
 
+#: Whether setup.py built this module profile-guided (GCC, two passes).
+BUILT_WITH_PGO: bool
+
 class Capture:
     status: Optional[str]
     headers: Optional[List[Header]]

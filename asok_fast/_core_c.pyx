@@ -96,10 +96,15 @@ cdef extern from *:
     #ifndef ASOKFAST_POOL_MAX
     #define ASOKFAST_POOL_MAX 8
     #endif
+    /* Set by setup.py on the second pass of a profile-guided build. */
+    #ifndef ASOKFAST_PGO
+    #define ASOKFAST_PGO 0
+    #endif
     #define ASOKFAST_POOL_SLOTS (ASOKFAST_POOL_MAX > 0 ? ASOKFAST_POOL_MAX : 1)
     """
     const unsigned long long ASOKFAST_MD5_NOGIL_MIN
     const unsigned long long ASOKFAST_DEFLATE_NOGIL_MIN
+    const int ASOKFAST_PGO
     enum:
         ASOKFAST_POOL_MAX
         ASOKFAST_POOL_SLOTS
@@ -118,6 +123,8 @@ cdef enum:
 _MD5_NOGIL_MIN = ASOKFAST_MD5_NOGIL_MIN
 _DEFLATE_NOGIL_MIN = ASOKFAST_DEFLATE_NOGIL_MIN
 _POOL_MAX = ASOKFAST_POOL_MAX
+#: Whether this build was profile-guided (setup.py; ``asok-fast info`` shows it).
+BUILT_WITH_PGO = bool(ASOKFAST_PGO)
 
 # The same public names as _core_py (tests/test_selector.py checks).
 __all__ = [

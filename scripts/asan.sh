@@ -54,6 +54,7 @@ CC="$cc" \
 CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" \
 LDFLAGS="-fsanitize=address" \
 ASOK_FAST_REQUIRE_EXTENSIONS=1 \
+ASOK_FAST_PGO=0 \
   "$work/venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "$work/src[test]" 2>&1 \
   | { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "the ASan build failed" >&2; exit 2; }

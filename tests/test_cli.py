@@ -276,6 +276,13 @@ def test_info_output() -> None:
     assert fields["zlib (Python's)"] == zlib.ZLIB_RUNTIME_VERSION
     assert fields["python"].endswith(".".join(map(str, sys.version_info[:3])))
     assert "platform" in fields and "core module" in fields
+    if fields["implementation"] == "compiled":
+        from asok_fast import _core_c
+
+        expected = "profile-guided (GCC)" if _core_c.BUILT_WITH_PGO else "one pass"
+        assert fields["compiled core build"] == expected
+    else:
+        assert "compiled core build" not in fields
 
 
 # ---------------------------------------------------------------- gunicorn through the CLI
