@@ -68,7 +68,12 @@ def test_main_refuses_to_train_the_pure_core(monkeypatch, capsys) -> None:
 
 @pytest.mark.compiled
 @pytest.mark.skipif(asok_fast.IMPLEMENTATION != "compiled", reason="the compiled core is not the default here")
-def test_main_trains_the_compiled_core() -> None:
-    done = subprocess.run([sys.executable, "-m", "asok_fast.benchmarks.training"], capture_output=True, text=True, timeout=300)
+def test_main_trains_the_compiled_core(tmp_path) -> None:
+    # From an empty directory: ``-m`` puts the working directory first on
+    # sys.path, and a checkout's asok_fast (no built core in it) would shadow
+    # the installed package.
+    done = subprocess.run(
+        [sys.executable, "-m", "asok_fast.benchmarks.training"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "trained on 16 kinds of request through the compiled core"
