@@ -8,6 +8,7 @@ matters only for the compiled one, but the paths are the same on both.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Dict, List, Tuple
@@ -69,11 +70,12 @@ def test_main_refuses_to_train_the_pure_core(monkeypatch, capsys) -> None:
 @pytest.mark.compiled
 @pytest.mark.skipif(asok_fast.IMPLEMENTATION != "compiled", reason="the compiled core is not the default here")
 def test_main_trains_the_compiled_core(tmp_path) -> None:
-    # From an empty directory: ``-m`` puts the working directory first on
-    # sys.path, and a checkout's asok_fast (no built core in it) would shadow
-    # the installed package.
+    # The package this process imported, whether installed or a built
+    # checkout: from an empty directory (``-m`` puts the working directory
+    # first on sys.path), with that package's parent on the path.
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(asok_fast.__file__))))
     done = subprocess.run(
-        [sys.executable, "-m", "asok_fast.benchmarks.training"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [sys.executable, "-m", "asok_fast.benchmarks.training"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "trained on 16 kinds of request through the compiled core"
