@@ -715,9 +715,8 @@ def zlib_version():
 
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 from cpython.dict cimport PyDict_GetItemWithError
-from cpython.list cimport PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.list cimport PyList_GET_SIZE, PyList_GetSlice
+from cpython.tuple cimport PyTuple_GET_SIZE
 from libc.string cimport memcmp
 
 from asok_fast._config import CORS_ANY as _PY_CORS_ANY, CORS_LIST as _PY_CORS_LIST, CORS_OFF as _PY_CORS_OFF
@@ -1068,8 +1067,9 @@ cdef class _Fast:
     cdef bint active
     cdef Py_ssize_t buffer_max
     # Whole preflight answers made once: for "*", and for each CORS_ORIGINS
-    # entry that _origin_allowed accepts (keyed by it); copied per request.
-    cdef tuple preflight_any
+    # entry that _origin_allowed accepts (keyed by it); copied per request
+    # (lists, so that the copy is one list slice; never handed out).
+    cdef list preflight_any
     cdef dict preflight_for
 
     def __cinit__(self, settings):
@@ -1087,14 +1087,14 @@ cdef class _Fast:
         self.etag = settings.etag
         self.active = settings.active
         self.buffer_max = min(settings.buffer_max, PY_SSIZE_T_MAX)
-        self.preflight_any = (("Access-Control-Allow-Origin", "*"),) + self.preflight_headers
+        self.preflight_any = [("Access-Control-Allow-Origin", "*"), *self.preflight_headers]
         self.preflight_for = {}
         if self.cors == CORS_LIST:
             for origin in self.origins:
                 if type(origin) is str and _origin_allowed(self, origin):
-                    self.preflight_for[origin] = (
-                        (_VARY_ORIGIN, ("Access-Control-Allow-Origin", origin)) + self.preflight_headers
-                    )
+                    self.preflight_for[origin] = [
+                        _VARY_ORIGIN, ("Access-Control-Allow-Origin", origin), *self.preflight_headers
+                    ]
 
 
 cdef inline _Fast _fast(object settings):
@@ -1501,26 +1501,23 @@ def preflight(settings, environ):
     return _preflight(_fast(settings), environ, _env(environ, "HTTP_ORIGIN"))
 
 
-cdef list _list_copy(tuple items):
-    """``list(items)`` without the generic sequence protocol."""
-    cdef Py_ssize_t i, n = PyTuple_GET_SIZE(items)
-    cdef list out = PyList_New(n)
-    for i in range(n):
-        item = <object>PyTuple_GET_ITEM(items, i)
-        Py_INCREF(item)
-        PyList_SET_ITEM(out, i, item)
-    return out
+cdef inline list _list_copy(list items):
+    """A fresh copy of an answer made in advance, for the server to keep (or
+    change: wsgiref adds to the list it is given).  PyList_GetSlice makes it
+    with one uninitialised allocation; PyList_New would zero the items first."""
+    return PyList_GetSlice(items, 0, PyList_GET_SIZE(items))
 
 
 cdef list _preflight(_Fast settings, environ, origin):
     """``origin``: environ's HTTP_ORIGIN."""
     cdef list out
+    cdef PyObject* cached
     if settings.cors == CORS_ANY:
         out = _list_copy(settings.preflight_any)
     else:
-        cached = settings.preflight_for.get(origin) if type(origin) is str else None
-        if cached is not None:
-            out = _list_copy(<tuple>cached)  # a listed origin: the answer made in advance
+        cached = PyDict_GetItemWithError(settings.preflight_for, origin) if type(origin) is str else NULL
+        if cached != NULL:
+            out = _list_copy(<list>cached)  # a listed origin: the answer made in advance
         else:
             out = [_VARY_ORIGIN]
             if not _origin_allowed(settings, origin):

@@ -134,6 +134,31 @@ def test_preflight_answer_made_once_is_copied_per_request(make_mw: Callable[...,
     assert plain.get("Access-Control-Allow-Private-Network") is None
 
 
+@pytest.mark.parametrize("origins", [[A], "*"])
+def test_a_server_changing_the_header_list_does_not_change_the_next_preflight(
+    make_mw: Callable[..., Any], origins: Any
+) -> None:
+    """wsgiref adds to the list start_response is given; other servers may
+    clear or reorder it.  Each preflight gets a list of its own."""
+    mw = make_mw(text_app(), {"CORS_ORIGINS": origins})
+    env = environ("OPTIONS", headers={"Origin": A, "Access-Control-Request-Method": "PUT"})
+    first = preflight(mw, A).headers
+    lists: List[Any] = []
+
+    def vandal(status: str, headers: List[Any], exc_info: Any = None) -> Callable[[bytes], None]:
+        lists.append(headers)
+        headers.append(("Date", "Wed, 25 Nov 2026 10:00:00 GMT"))
+        headers.reverse()
+        return lambda data: None
+
+    for _ in range(3):
+        assert list(mw(dict(env), vandal)) == []
+    assert len({id(h) for h in lists}) == 3
+    assert preflight(mw, A).headers == first
+    lists[0].clear()
+    assert preflight(mw, A).headers == first
+
+
 def test_gzip_and_etag_follow_config_changes(make_mw: Callable[..., Any]) -> None:
     body = b"hello world " * 100
     mw = make_mw(text_app(body), {"GZIP": True})
