@@ -17,10 +17,11 @@ Metadata lives in pyproject.toml; this file owns only the extension.
   the traffic mix of ``asok_fast.benchmarks.training`` in a subprocess, then
   compiled again with ``-fprofile-use``.  The profile changes no behaviour,
   only code layout and inlining: the per-request path touches fewer
-  instruction-cache lines (measured in that module's docstring).  ``ASOK_FAST_PGO`` = 0 / false / no builds in one pass; any
-  failure on the way (another compiler, a GCC without
-  ``-fprofile-partial-training``, a training run that cannot import the build)
-  falls back to the one-pass build with a note on stderr.
+  instruction-cache lines (measured in that module's docstring).
+  ``ASOK_FAST_PGO`` = 0 / false / no builds in one pass; any failure on the
+  way (another compiler, a GCC without ``-fprofile-partial-training``, a
+  training run that cannot import the build) falls back to the one-pass build
+  with a note on stderr.
 """
 
 import os
