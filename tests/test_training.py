@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import pytest
 

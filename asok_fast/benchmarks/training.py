@@ -26,14 +26,7 @@ import sys
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import workloads as wl
-
-
-def _discard(status: str, headers: List[Any], exc_info: Any = None) -> Callable[[bytes], None]:
-    return _write
-
-
-def _write(data: bytes) -> None:
-    pass
+from .stacks import _discard, _write
 
 
 def _serve(app: Any, environ: Dict[str, Any], times: int) -> Tuple[str, List[Tuple[str, str]], int]:
