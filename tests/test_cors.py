@@ -226,6 +226,37 @@ def test_look_alike_origin_refused_on_preflight(make_mw: Any, origin: str) -> No
     assert_preflight_204(r, app, [VARY_ORIGIN])
 
 
+# Origins of every length from 8 to 40 bytes ("http://" plus a host): the
+# compiled core compares a few listed origins by length and then eight bytes at
+# a time, and a long list by hash; 8 and 9 entries sit either side of that.
+_SPREAD = ["http://" + "abcdefghij"[k % 10] * k for k in range(1, 34)]
+
+
+def _one_byte_off(origin: str) -> List[str]:
+    """Same length, one byte changed: at the start, the end, each 8-byte edge."""
+    positions = {0, len(origin) - 1, len(origin) // 2} | {i for i in (7, 8, 15, 16, 23, 24) if i < len(origin)}
+    return [origin[:i] + ("Z" if origin[i] != "Z" else "Y") + origin[i + 1 :] for i in sorted(positions)]
+
+
+@pytest.mark.parametrize("count", [1, 2, 8, 9, 33])
+def test_every_listed_origin_and_no_near_miss(make_mw: Any, count: int) -> None:
+    listed = _SPREAD[:count]
+    app = text_app()
+    mw = make_mw(app, {"CORS_ORIGINS": listed})
+    for origin in _SPREAD:
+        allowed = origin in listed
+        expected_get = BASE + [VARY_ORIGIN] + (acao(origin) if allowed else [])
+        assert get(mw, origin).headers == expected_get, origin
+        r = preflight(mw, origin)
+        assert r.status == "204 No Content"
+        assert r.headers == [VARY_ORIGIN] + (preflight_ok(origin) if allowed else []), origin
+        for near in _one_byte_off(origin) + [origin + "x", origin[:-1]]:
+            assert get(mw, near).headers == BASE + [VARY_ORIGIN], near
+            assert preflight(mw, near).headers == [VARY_ORIGIN], near
+    # Only the GETs reach the app: every preflight is answered by the middleware.
+    assert app.calls == len(_SPREAD) + sum(len(_one_byte_off(o)) + 2 for o in _SPREAD)
+
+
 def test_null_allowed_only_when_listed(make_mw: Any) -> None:
     app = text_app()
     mw = make_mw(app, {"CORS_ORIGINS": [TRUSTED, "null"]})
