@@ -199,6 +199,7 @@ def core_extension():
         sources=[CORE_PYX],
         depends=[
             os.path.join("asok_fast", "_md5.h"),
+            os.path.join("asok_fast", "_crc32.h"),
             os.path.join("asok_fast", "_zlib.pxd"),
         ],
         include_dirs=["asok_fast"],

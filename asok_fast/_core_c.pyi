@@ -51,9 +51,12 @@ def respond_stream(
     settings: Settings, environ: Environ, status: str, headers: List[Header], may_compress: bool
 ) -> Tuple[str, List[Header], int]: ...
 def zlib_version() -> str: ...
+def _crc32(data: bytes, value: int = ..., clmul: bool = ...) -> int: ...
 
 #: Whether setup.py built this module profile-guided (GCC, two passes).
 BUILT_WITH_PGO: bool
+#: Whether gzip's CRC-32 runs on carry-less multiplication (x86-64 PCLMULQDQ) here.
+CRC32_CLMUL: bool
 
 class Capture:
     status: Optional[str]

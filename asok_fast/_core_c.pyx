@@ -8,7 +8,7 @@ Sections:
   1. C declarations and build-time tunables
   2. Buffer access
   3. MD5 (ETag digests)
-  4. zlib: errors, stream lifetime and the deflate driver
+  4. zlib: errors, stream lifetime, gzip framing and the deflate driver
   5. zlib: the pool of idle deflate states
   6. zlib: one-shot gzip (gzip_compress)
   7. zlib: streaming gzip (GzipStream)
@@ -35,8 +35,9 @@ from cpython.pythread cimport (
 )
 from cpython.ref cimport Py_DECREF, Py_XDECREF
 from libc.limits cimport UINT_MAX
+from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from asok_fast._zlib cimport (
     Z_BUF_ERROR,
@@ -67,6 +68,11 @@ import zlib as _pyzlib
 cdef extern from "_md5.h" nogil:
     void asokfast_md5(const unsigned char* data, size_t length, unsigned char* out)
     void asokfast_md5_hex(const unsigned char* data, size_t length, char* out)
+
+cdef extern from "_crc32.h" nogil:
+    uint32_t asokfast_crc32(uint32_t crc, const unsigned char* data, size_t length)
+    uint32_t asokfast_crc32_with(uint32_t crc, const unsigned char* data, size_t length, int use_clmul)
+    int asokfast_crc32_init()
 
 cdef extern from "Python.h":
     # The raw form, so that the result can go through _PyBytes_Resize.
@@ -109,15 +115,21 @@ cdef extern from *:
         ASOKFAST_POOL_MAX
         ASOKFAST_POOL_SLOTS
 
-# gzip framing as zlib does it: window bits 15 + 16 selects the gzip wrapper
-# (RFC 1952 header with mtime 0, no name, OS byte from zlib's build; CRC-32
-# and size trailer).  8 is zlib's DEF_MEM_LEVEL, what compressobj uses.
 # Parity: _core_py.gzip_compress / GzipStream use compressobj(level,
-# DEFLATED, 31), i.e. exactly these parameters.
+# DEFLATED, 31): a 32 KiB window (15) with zlib's gzip wrapper (+16), memLevel
+# 8 (zlib's DEF_MEM_LEVEL).  The states here deflate raw (-15: the same
+# window, no wrapper) and the wrapper is written around their output, with
+# the header zlib itself writes (learned at import, section 4) and the
+# trailer it would write (CRC-32 and length, little-endian).  A deflate
+# stream does not depend on its wrapper, so the bytes are the same; the CRC is
+# _crc32.h's instead of the one deflate computes as it reads.
 cdef enum:
-    _GZIP_WBITS = 31        # MAX_WBITS (15) + 16
+    _GZIP_WBITS = 31        # MAX_WBITS (15) + 16: only to learn zlib's header
+    _RAW_WBITS = -15
     _MEM_LEVEL = 8
     _LEVELS = 10            # pool slots indexed by level (1..9; 0 unused)
+    _GZIP_HEAD_LEN = 10     # RFC 1952 header without optional fields
+    _GZIP_TAIL_LEN = 8      # CRC-32, ISIZE
 
 # Exposed for tests and measurements only.
 _MD5_NOGIL_MIN = ASOKFAST_MD5_NOGIL_MIN
@@ -125,6 +137,8 @@ _DEFLATE_NOGIL_MIN = ASOKFAST_DEFLATE_NOGIL_MIN
 _POOL_MAX = ASOKFAST_POOL_MAX
 #: Whether this build was profile-guided (setup.py; ``asok-fast info`` shows it).
 BUILT_WITH_PGO = bool(ASOKFAST_PGO)
+#: Whether gzip's CRC-32 runs on carry-less multiplication (_crc32.h) here.
+CRC32_CLMUL = bool(asokfast_crc32_init())
 
 # The same public names as _core_py (tests/test_selector.py checks).
 __all__ = [
@@ -214,7 +228,7 @@ def md5_hex(data):
 
 
 # =============================================================================
-# 4. zlib: errors, stream lifetime and the deflate driver
+# 4. zlib: errors, stream lifetime, gzip framing and the deflate driver
 # =============================================================================
 
 cdef int _check_level(int level) except -1:
@@ -259,7 +273,7 @@ cdef object _zlib_error(z_stream* zs, int rc, str action):
 
 
 cdef z_stream* _zs_new(int level) except NULL:
-    """A fresh gzip deflate state on the heap.
+    """A fresh raw deflate state on the heap (the gzip wrapper is ours).
 
     Heap, not an object field: zlib's internal state keeps a pointer back to
     its z_stream (deflateStateCheck compares them), so the struct must never
@@ -270,7 +284,7 @@ cdef z_stream* _zs_new(int level) except NULL:
     if zs == NULL:
         raise MemoryError()
     memset(zs, 0, sizeof(z_stream))     # zalloc, zfree, opaque = Z_NULL
-    rc = deflateInit2(zs, level, Z_DEFLATED, _GZIP_WBITS, _MEM_LEVEL, Z_DEFAULT_STRATEGY)
+    rc = deflateInit2(zs, level, Z_DEFLATED, _RAW_WBITS, _MEM_LEVEL, Z_DEFAULT_STRATEGY)
     if rc != Z_OK:
         exc = _zlib_error(zs, rc, "while creating compression object")
         free(zs)
@@ -284,14 +298,92 @@ cdef void _zs_free(z_stream* zs) noexcept nogil:
     free(zs)
 
 
-cdef inline int _deflate_call(z_stream* zs, int mode, bint release) noexcept:
+# The gzip header zlib writes at each level (its XFL byte follows the level,
+# its OS byte how zlib was built), learned from zlib itself at import: the
+# first ten bytes of an empty member made with its gzip wrapper.
+cdef unsigned char _GZIP_HEAD[_LEVELS][_GZIP_HEAD_LEN]
+
+
+cdef int _learn_gzip_heads() except -1:
+    """Fill _GZIP_HEAD, and check on an empty member that zlib's gzip output is
+    that header, the raw stream, and a zero CRC and length."""
+    cdef z_stream zs
+    cdef unsigned char wrapped[64]
+    cdef unsigned char raw[64]
+    cdef size_t n_wrapped = 0, n_raw = 0
+    cdef int level, wbits, rc
+    for level in range(1, _LEVELS):
+        for wbits in (_GZIP_WBITS, _RAW_WBITS):
+            memset(&zs, 0, sizeof(z_stream))
+            rc = deflateInit2(&zs, level, Z_DEFLATED, wbits, _MEM_LEVEL, Z_DEFAULT_STRATEGY)
+            if rc != Z_OK:
+                raise _zlib_error(&zs, rc, "while creating compression object")
+            zs.next_out = <Bytef*>(&wrapped[0] if wbits == _GZIP_WBITS else &raw[0])
+            zs.avail_out = 64
+            rc = deflate(&zs, Z_FINISH)
+            deflateEnd(&zs)
+            if rc != Z_STREAM_END:
+                raise _zlib_error(&zs, rc, "while finishing compression")
+            if wbits == _GZIP_WBITS:
+                n_wrapped = 64 - zs.avail_out
+            else:
+                n_raw = 64 - zs.avail_out
+        if (
+            n_wrapped != _GZIP_HEAD_LEN + n_raw + _GZIP_TAIL_LEN
+            or wrapped[0] != 0x1F or wrapped[1] != 0x8B or wrapped[2] != 8 or wrapped[3] != 0
+            or memcmp(wrapped + _GZIP_HEAD_LEN, raw, n_raw) != 0
+            or any([wrapped[_GZIP_HEAD_LEN + n_raw + i] for i in range(_GZIP_TAIL_LEN)])
+        ):
+            version = (<bytes>zlibVersion()).decode("ascii", "replace")
+            raise ImportError(f"zlib {version} frames gzip in a way asok_fast does not know")
+        memcpy(_GZIP_HEAD[level], wrapped, _GZIP_HEAD_LEN)
+    return 0
+
+
+_learn_gzip_heads()
+
+
+cdef inline int _deflate_call(z_stream* zs, int mode, bint release, uint32_t* crc,
+                              const unsigned char* fresh, size_t fresh_len) noexcept:
+    """deflate(zs, mode), after taking fresh[:fresh_len] (the input just
+    handed to zs, if any) into the CRC at crc; both without the GIL when
+    release."""
     cdef int rc
     if release:
         with nogil:
+            if fresh_len:
+                crc[0] = asokfast_crc32(crc[0], fresh, fresh_len)
             rc = deflate(zs, mode)
     else:
+        if fresh_len:
+            crc[0] = asokfast_crc32(crc[0], fresh, fresh_len)
         rc = deflate(zs, mode)
     return rc
+
+
+cdef inline void _put_le32(char* p, uint32_t v) noexcept:
+    p[0] = <char>(v & 0xFF)
+    p[1] = <char>((v >> 8) & 0xFF)
+    p[2] = <char>((v >> 16) & 0xFF)
+    p[3] = <char>(v >> 24)
+
+
+def _crc32(data, value=0, clmul=True):
+    """``zlib.crc32(data, value)``, computed as the gzip trailer's is;
+    ``clmul=False`` takes zlib's own code for every byte (tests compare both)."""
+    cdef Py_buffer view
+    cdef const unsigned char* ptr
+    cdef size_t length
+    cdef uint32_t crc = <uint32_t>(value & 0xFFFFFFFF)
+    cdef int use_clmul = 1 if clmul else 0
+    if _get_buffer(data, &view, &ptr, &length):
+        try:
+            crc = asokfast_crc32_with(crc, ptr, length, use_clmul)
+        finally:
+            PyBuffer_Release(&view)
+    else:
+        crc = asokfast_crc32_with(crc, ptr, length, use_clmul)
+    return crc
 
 
 cdef size_t _out_bound(z_stream* zs, size_t length) noexcept:
@@ -306,8 +398,14 @@ cdef size_t _OUT_START_MAX = 64 * 1024
 
 
 cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
-                        bint feed, int flush):
-    """Run deflate over src[:length]; return what it writes, as one bytes.
+                        bint feed, int flush, int head, uint32_t* crc):
+    """Run deflate over src[:length]; return what it writes, as one bytes,
+    framed as part of a gzip member.
+
+    Framing (the states deflate raw): ``head`` a level (1-9) puts that level's
+    gzip header first (the start of a member), 0 none; the running CRC-32 at
+    ``crc`` takes in the input; flush Z_FINISH ends the member with its
+    trailer, that CRC and zs.total_in (the member's length) mod 2**32.
 
     feed true (one chunk of a stream): the calls compressobj makes for
     ``compress(data) + flush(flush)``: deflate(Z_NO_FLUSH) until the input is
@@ -328,7 +426,8 @@ cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
     cdef PyObject* out = NULL
     cdef bytes result
     cdef char* buf
-    cdef size_t cap, used = 0, left = length, piece, room, grow
+    cdef size_t cap, used = 0, left = length, piece, room, grow, fresh_len = 0
+    cdef const unsigned char* fresh = NULL
     cdef int rc = Z_OK, mode
     cdef bint release = length >= ASOKFAST_DEFLATE_NOGIL_MIN
     cdef bint flushing = False
@@ -336,6 +435,7 @@ cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
     # Sync flush marker, block header bits already pending: a little slack
     # beyond the bound keeps a chunk to one pass.
     cap = _out_bound(zs, length) + (16 if feed or length == 0 else 0)
+    cap += (_GZIP_HEAD_LEN if head else 0) + (_GZIP_TAIL_LEN if flush == Z_FINISH else 0)
     if cap > _OUT_START_MAX:
         # A large body: start at a quarter of it (text compresses to less)
         # and grow if it does not; a bound-sized buffer would be a fresh
@@ -347,6 +447,9 @@ cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
     out = _bytes_alloc(NULL, <Py_ssize_t>cap)
     try:
         buf = PyBytes_AS_STRING(<object>out)
+        if head:
+            memcpy(buf, _GZIP_HEAD[head], _GZIP_HEAD_LEN)
+            used = _GZIP_HEAD_LEN
         zs.next_in = NULL
         zs.avail_in = 0
         while True:
@@ -354,6 +457,8 @@ cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
                 piece = left if left <= UINT_MAX else UINT_MAX
                 zs.next_in = <Bytef*>src    # zlib never writes through next_in
                 zs.avail_in = <unsigned int>piece
+                fresh = src
+                fresh_len = piece
                 src += piece
                 left -= piece
             if used == cap:
@@ -375,7 +480,8 @@ cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
                 room = UINT_MAX
             zs.next_out = <Bytef*>(buf + used)
             zs.avail_out = <unsigned int>room
-            rc = _deflate_call(zs, mode, release)
+            rc = _deflate_call(zs, mode, release, crc, fresh, fresh_len)
+            fresh_len = 0
             used += room - zs.avail_out
             # Z_BUF_ERROR only says no progress was possible (compressobj
             # ignores it too); anything else negative is a real failure.
@@ -394,8 +500,16 @@ cdef bytes _deflate_out(z_stream* zs, const unsigned char* src, size_t length,
             if left:
                 continue            # next input piece
             flushing = True         # feed: input consumed, now flush
-        if flush == Z_FINISH and rc != Z_STREAM_END:
-            raise _zlib_error(zs, rc, "while finishing compression")
+        if flush == Z_FINISH:
+            if rc != Z_STREAM_END:
+                raise _zlib_error(zs, rc, "while finishing compression")
+            if cap - used < _GZIP_TAIL_LEN:
+                _PyBytes_Resize(&out, <Py_ssize_t>(used + _GZIP_TAIL_LEN))
+                buf = PyBytes_AS_STRING(<object>out)
+                cap = used + _GZIP_TAIL_LEN
+            _put_le32(buf + used, crc[0])
+            _put_le32(buf + used + 4, <uint32_t>(zs.total_in & 0xFFFFFFFFu))
+            used += _GZIP_TAIL_LEN
         if used != cap:
             _PyBytes_Resize(&out, <Py_ssize_t>used)
         result = <bytes>out
@@ -546,8 +660,9 @@ cdef bytes _gzip_compress_ptr(const unsigned char* data, size_t length, int leve
     cdef int key = _check_level(level)
     cdef z_stream* zs = _pool_take(key)
     cdef bytes out
+    cdef uint32_t crc = 0
     try:
-        out = _deflate_out(zs, data, length, False, Z_FINISH)
+        out = _deflate_out(zs, data, length, False, Z_FINISH, key, &crc)
     except BaseException:
         _zs_free(zs)
         raise
@@ -587,6 +702,8 @@ cdef class GzipStream:
     """
     cdef z_stream* _zs      # owned; NULL once finished or closed
     cdef int _level
+    cdef bint _started      # the gzip header is out
+    cdef uint32_t _crc      # CRC-32 of the input so far
     cdef bint _busy         # a call is running with the GIL released
     cdef bint _close_pending
 
@@ -594,6 +711,8 @@ cdef class GzipStream:
         self._zs = NULL
         self._busy = False
         self._close_pending = False
+        self._started = False
+        self._crc = 0
         self._level = _level_arg(level)
         self._zs = _pool_take(self._level)
 
@@ -640,12 +759,14 @@ cdef class GzipStream:
             return b""
         self._enter()
         try:
-            out = _deflate_out(self._zs, data, length, True, Z_SYNC_FLUSH)
+            out = _deflate_out(self._zs, data, length, True, Z_SYNC_FLUSH,
+                               0 if self._started else self._level, &self._crc)
         except BaseException:
             self._busy = False
             self._close_pending = False
             self._discard_state()       # unknown state: never pooled
             raise
+        self._started = True
         self._leave()
         return out
 
@@ -672,7 +793,8 @@ cdef class GzipStream:
         cdef bytes out
         self._enter()
         try:
-            out = _deflate_out(self._zs, NULL, 0, False, Z_FINISH)
+            out = _deflate_out(self._zs, NULL, 0, False, Z_FINISH,
+                               0 if self._started else self._level, &self._crc)
         except BaseException:
             self._busy = False
             self._close_pending = False
@@ -718,14 +840,12 @@ from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_SIZE, PyList_GetSlice
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.string cimport memcmp
-from libc.stdint cimport uint64_t
 
 from asok_fast._config import CORS_ANY as _PY_CORS_ANY, CORS_LIST as _PY_CORS_LIST, CORS_OFF as _PY_CORS_OFF
 from asok_fast._httpdate import parse_http_date as _parse_http_date
 from asok_fast import _core_py as _py
 
 cimport cython
-from libc.string cimport memcpy
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
 cdef extern from "Python.h":

@@ -107,9 +107,11 @@ def _check_level(level: int) -> int:
 def gzip_compress(data: bytes, level: int) -> bytes:
     """``data`` as one gzip member framed by zlib with window bits 31.
 
-    Parity: ``_core_c`` runs deflateInit2(level, Z_DEFLATED, 31, 8,
-    Z_DEFAULT_STRATEGY) and one deflate(Z_FINISH); ``compressobj`` uses the
-    same parameters, so the bytes are the same for the same zlib.
+    Parity: ``_core_c`` runs one deflate(Z_FINISH) on a raw state made with
+    the same level, 32 KiB window and memLevel 8 (window bits -15), and writes
+    around it the header zlib writes for window bits 31 (learned from zlib at
+    import) and the trailer (CRC-32 and length); a deflate stream does not
+    depend on its wrapper, so the bytes are the same for the same zlib.
     """
     compressor = zlib.compressobj(_check_level(level), zlib.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()

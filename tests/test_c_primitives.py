@@ -136,6 +136,60 @@ def test_md5_rejects_non_contiguous() -> None:
         core_c.md5_hex(memoryview(b"abcdef")[::2])
 
 
+# ---------------------------------------------------------------- CRC-32
+# The gzip trailer's CRC comes from _crc32.h: 64 bytes at a time by carry-less
+# multiplication where the CPU has it, zlib's crc32() for short input, the
+# last 0-15 bytes and everywhere else.  It must equal zlib.crc32 always.
+
+
+def test_crc32_every_length_up_to_4200() -> None:
+    # Every fold length (64 + 16k) and every tail, from an unaligned start too,
+    # each continuing a random running value.
+    rng = random.Random(3309)
+    big = rng.randbytes(4200 + 8)
+    for n in range(4201):
+        for offset in (0, 5):
+            view = memoryview(big)[offset : offset + n]
+            start = rng.getrandbits(32)
+            expected = zlib.crc32(view, start)
+            assert core_c._crc32(view, start) == expected, (n, offset)
+            assert core_c._crc32(view, start, clmul=False) == expected, (n, offset)
+
+
+@pytest.mark.parametrize("fill", [b"\x00", b"\xff", b"\x80", b"ab"])
+def test_crc32_constant_patterns(fill: bytes) -> None:
+    # Runs of one byte keep the folded lanes equal: a wrong constant that
+    # random data would average out does not hide here.
+    for n in (64, 80, 127, 128, 1000, 65_536):
+        data = (fill * n)[:n]
+        for start in (0, 1, 0xFFFFFFFF):
+            assert core_c._crc32(data, start) == zlib.crc32(data, start), (n, start)
+
+
+@pytest.mark.parametrize("size", [1 << 20, (10 << 20) + 13])
+def test_crc32_large_and_in_pieces(size: int) -> None:
+    rng = random.Random(size)
+    data = rng.randbytes(size)
+    expected = zlib.crc32(data)
+    assert core_c._crc32(data) == expected
+    running = last = 0
+    for cut in sorted(rng.randrange(size) for _ in range(7)) + [size]:
+        running = core_c._crc32(data[last:cut], running)
+        last = cut
+    assert running == expected
+
+
+def test_crc32_fast_path_where_the_cpu_has_it() -> None:
+    # The fast path must not go missing silently (a compiler that drops it, a
+    # detection that never fires): on x86-64 Linux it is on exactly when the
+    # CPU lists pclmulqdq.
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        pytest.skip("CPU flags are read from /proc/cpuinfo on x86-64 Linux")
+    with open("/proc/cpuinfo") as info:
+        flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    assert core_c.CRC32_CLMUL == ("pclmulqdq" in flags)
+
+
 def test_md5_threads_agree() -> None:
     rng = random.Random(5)
     bodies = [rng.randbytes(n) for n in (0, 100, 2047, 2048, 5000, 300_000, 2_000_000)]

@@ -281,8 +281,11 @@ def test_info_output() -> None:
 
         expected = "profile-guided (GCC)" if _core_c.BUILT_WITH_PGO else "one pass"
         assert fields["compiled core build"] == expected
+        crc = "carry-less multiply (PCLMULQDQ)" if _core_c.CRC32_CLMUL else "zlib's crc32()"
+        assert fields["gzip CRC-32"] == crc
     else:
         assert "compiled core build" not in fields
+        assert "gzip CRC-32" not in fields
 
 
 # ---------------------------------------------------------------- gunicorn through the CLI
