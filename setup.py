@@ -177,6 +177,7 @@ class optional_build_ext(build_ext):
             shutil.copy2(built, os.path.join(package, os.path.basename(built)))
             env = {k: v for k, v in os.environ.items() if k not in ("ASOK_FAST_NO_EXTENSIONS", "PYTHONPATH")}
             env["PYTHONPATH"] = root
+            env["PYTHONHASHSEED"] = "0"  # the same training, so the same profile, every build
             try:
                 run = subprocess.run(
                     [sys.executable, "-s", "-m", "asok_fast.benchmarks.training"],
