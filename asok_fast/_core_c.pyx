@@ -343,6 +343,13 @@ cdef int _learn_gzip_heads() except -1:
 _learn_gzip_heads()
 
 
+cdef inline int _crc_then_deflate(z_stream* zs, int mode, uint32_t* crc,
+                                  const unsigned char* fresh, size_t fresh_len) noexcept nogil:
+    if fresh_len:
+        crc[0] = asokfast_crc32(crc[0], fresh, fresh_len)
+    return deflate(zs, mode)
+
+
 cdef inline int _deflate_call(z_stream* zs, int mode, bint release, uint32_t* crc,
                               const unsigned char* fresh, size_t fresh_len) noexcept:
     """deflate(zs, mode), after taking fresh[:fresh_len] (the input just
@@ -351,13 +358,9 @@ cdef inline int _deflate_call(z_stream* zs, int mode, bint release, uint32_t* cr
     cdef int rc
     if release:
         with nogil:
-            if fresh_len:
-                crc[0] = asokfast_crc32(crc[0], fresh, fresh_len)
-            rc = deflate(zs, mode)
+            rc = _crc_then_deflate(zs, mode, crc, fresh, fresh_len)
     else:
-        if fresh_len:
-            crc[0] = asokfast_crc32(crc[0], fresh, fresh_len)
-        rc = deflate(zs, mode)
+        rc = _crc_then_deflate(zs, mode, crc, fresh, fresh_len)
     return rc
 
 
@@ -1689,14 +1692,14 @@ cdef list _preflight(_Fast settings, environ, origin):
     if settings.cors == CORS_ANY:
         out = _list_copy(settings.preflight_any)
     else:
-        if type(origin) is not str:
-            pass
-        elif settings.listed is None:
-            cached = PyDict_GetItemWithError(settings.preflight_for, origin)
-        elif PyUnicode_IS_ASCII(origin):
-            i = _listed_index(settings.listed, <const unsigned char*>PyUnicode_DATA(origin), PyUnicode_GET_LENGTH(origin))
-            if i >= 0:
-                cached = PyTuple_GET_ITEM(settings.listed_answers, i)
+        if type(origin) is str:
+            if settings.listed is None:
+                cached = PyDict_GetItemWithError(settings.preflight_for, origin)
+            elif PyUnicode_IS_ASCII(origin):
+                i = _listed_index(settings.listed, <const unsigned char*>PyUnicode_DATA(origin),
+                                  PyUnicode_GET_LENGTH(origin))
+                if i >= 0:
+                    cached = PyTuple_GET_ITEM(settings.listed_answers, i)
         if cached != NULL:
             out = _list_copy(<list>cached)  # a listed origin: the answer made in advance
         else:

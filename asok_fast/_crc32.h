@@ -43,7 +43,6 @@ asokfast_crc32_zlib(uint32_t crc, const unsigned char *p, size_t n)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
     && !defined(ASOKFAST_NO_CLMUL)
-#define ASOKFAST_CRC_CLMUL_BUILT 1
 #include <emmintrin.h>
 #include <wmmintrin.h>
 
