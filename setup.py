@@ -4,7 +4,8 @@ Metadata lives in pyproject.toml; this file owns only the extension.
 
 * ``ASOK_FAST_NO_EXTENSIONS`` = 1 / true / yes (any case): no extension is
   registered and the wheel is pure Python.  0 / false / no / empty leave it
-  off (the same rule as ``asok_fast._core`` applies at import).
+  off.  The rule is ``asok_fast._switch``'s, loaded from its file (the
+  package itself cannot be imported before it is built).
 * Otherwise the core is cythonized and compiled.  If that fails (no compiler,
   no zlib headers, no Cython in a non-isolated build...), a banner says so on
   stderr and a pure-Python package is built instead -- unless
@@ -13,23 +14,13 @@ Metadata lives in pyproject.toml; this file owns only the extension.
   its core silently.
 * Not on CPython (PyPy, GraalPy): no extension; the pure core is the one to
   use there.
-* Under GCC the core is built profile-guided: compiled instrumented, run on
-  the traffic mix of ``asok_fast.benchmarks.training`` in a subprocess, then
-  compiled again with ``-fprofile-use``.  The profile changes no behaviour,
-  only code layout and inlining: the per-request path touches fewer
-  instruction-cache lines (measured in that module's docstring).
-  ``ASOK_FAST_PGO`` = 0 / false / no builds in one pass; any failure on the
-  way (another compiler, a GCC without ``-fprofile-partial-training``, a
-  training run that cannot import the build) falls back to the one-pass build
-  with a note on stderr.
 """
 
+import glob
+import importlib.util
 import os
 import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -46,22 +37,18 @@ CORE_PYX = os.path.join("asok_fast", "_core_c.pyx")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def env_flag(name):
-    """1/true/yes (any case, surrounding blanks ignored) -> True; else False."""
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+def _load_switch_rule():
+    spec = importlib.util.spec_from_file_location("_asok_fast_switch", os.path.join(HERE, "asok_fast", "_switch.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports only the standard library
+    return module.switch_on
 
 
-def pgo_wanted():
-    """ASOK_FAST_PGO: on unless 0/false/no (any case, blanks ignored)."""
-    return os.environ.get("ASOK_FAST_PGO", "").strip().lower() not in ("0", "false", "no")
+env_flag = _load_switch_rule()
 
 
 class BuildFailed(Exception):
     """The compiled core could not be built (raised out of setup())."""
-
-
-class ProfileFailed(Exception):
-    """The profile-guided build could not be made (the one-pass build follows)."""
 
 
 class optional_build_ext(build_ext):
@@ -97,23 +84,7 @@ class optional_build_ext(build_ext):
         ext.sources = cythonized.sources
         if self.compiler.compiler_type == "unix":  # gcc, clang
             ext.extra_compile_args = ["-O3"]
-        target = self.get_ext_fullpath(ext.name)
-        if pgo_wanted() and self._is_gcc() and not self._up_to_date(ext, target):
-            try:
-                self._build_profile_guided(ext, target)
-                return
-            except ProfileFailed as exc:
-                print(f"note: profile-guided build of {ext.name} failed ({exc}); building it in one pass", file=sys.stderr)
-                self._fresh_compile(ext, target)  # never leave the instrumented build behind
-                return
         self._compile(ext)
-
-    def _up_to_date(self, ext, target):
-        """What build_ext itself checks before compiling (it would skip the build)."""
-        if self.force or not os.path.exists(target):
-            return False
-        built = os.path.getmtime(target)
-        return all(os.path.getmtime(p) <= built for p in [*ext.sources, *(ext.depends or [])] if os.path.exists(p))
 
     def _compile(self, ext):
         try:
@@ -121,89 +92,14 @@ class optional_build_ext(build_ext):
         except (CCompilerError, ExecError, PlatformError) as exc:
             raise BuildFailed(f"compiling {ext.name} failed: {exc}") from exc
 
-    def _is_gcc(self):
-        if self.compiler.compiler_type != "unix":
-            return False
-        try:
-            out = subprocess.run(
-                [self.compiler.compiler_so[0], "--version"], capture_output=True, text=True, timeout=60
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return False
-        return "Free Software Foundation" in out and "clang" not in out.lower()
-
-    def _build_profile_guided(self, ext, target):
-        """Instrumented build, the training run, then the build that uses its profile."""
-        base_compile = list(ext.extra_compile_args or [])
-        base_link = list(ext.extra_link_args or [])
-        base_macros = list(ext.define_macros or [])
-        profile_dir = tempfile.mkdtemp(prefix="asok_fast-pgo-")
-        try:
-            # The .gcda file is named after the object file's path, which both
-            # passes share (the same build_temp).
-            ext.extra_compile_args = base_compile + [f"-fprofile-generate={profile_dir}"]
-            ext.extra_link_args = base_link + [f"-fprofile-generate={profile_dir}"]
-            self._fresh_compile(ext, target)
-            self._train(target, profile_dir)
-            ext.extra_compile_args = base_compile + [
-                f"-fprofile-use={profile_dir}",
-                "-fprofile-partial-training",  # untrained paths stay optimised for speed
-                "-Wno-missing-profile",
-            ]
-            ext.extra_link_args = base_link
-            ext.define_macros = base_macros + [("ASOKFAST_PGO", "1")]
-            self._fresh_compile(ext, target)
-        except BuildFailed as exc:
-            raise ProfileFailed(str(exc)) from exc
-        finally:
-            ext.extra_compile_args, ext.extra_link_args, ext.define_macros = base_compile, base_link, base_macros
-            shutil.rmtree(profile_dir, ignore_errors=True)
-
-    def _fresh_compile(self, ext, target):
-        if os.path.exists(target):
-            os.remove(target)  # else build_ext may find it up to date and skip
-        self._compile(ext)
-
-    def _train(self, built, profile_dir):
-        """Run the instrumented module on the training mix, from a copy of the package."""
-        root = tempfile.mkdtemp(prefix="asok_fast-train-")
-        try:
-            package = os.path.join(root, "asok_fast")
-            shutil.copytree(
-                os.path.join(HERE, "asok_fast"),
-                package,
-                ignore=shutil.ignore_patterns("*.so", "*.pyd", "*.c", "*.pyx", "__pycache__"),
-            )
-            shutil.copy2(built, os.path.join(package, os.path.basename(built)))
-            env = {k: v for k, v in os.environ.items() if k not in ("ASOK_FAST_NO_EXTENSIONS", "PYTHONPATH")}
-            env["PYTHONPATH"] = root
-            env["PYTHONHASHSEED"] = "0"  # the same training, so the same profile, every build
-            try:
-                run = subprocess.run(
-                    [sys.executable, "-s", "-m", "asok_fast.benchmarks.training"],
-                    cwd=root, env=env, capture_output=True, text=True, timeout=600,
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
-                raise ProfileFailed(f"the training run could not start: {exc}") from exc
-            if run.returncode != 0:
-                tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
-                raise ProfileFailed(f"the training run failed: {tail[0]}")
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-        if not any(name.endswith(".gcda") for _, _, files in os.walk(profile_dir) for name in files):
-            raise ProfileFailed("the training run wrote no profile")
-
 
 def core_extension():
     return Extension(
         "asok_fast._core_c",
         sources=[CORE_PYX],
-        depends=[
-            os.path.join("asok_fast", "_md5.h"),
-            os.path.join("asok_fast", "_crc32.h"),
-            os.path.join("asok_fast", "_zlib.pxd"),
-        ],
-        include_dirs=["asok_fast"],
+        # The .pyx includes _c/*.pxi and cimports the .pxd files; the C code is in _c/*.h.
+        depends=sorted(glob.glob(os.path.join("asok_fast", "_c", "*")) + glob.glob(os.path.join("asok_fast", "*.pxd"))),
+        include_dirs=[os.path.join("asok_fast", "_c")],
         libraries=["z"],
     )
 

@@ -4,61 +4,58 @@
 pure Python without touching the compiled module; ``0``, ``false``, ``no`` and
 empty leave the choice to us.  A missing or broken compiled module falls back
 to pure Python with one ``RuntimeWarning`` naming the cause.
+
+This module is also the one loader of the compiled module: tests, scripts,
+fuzz targets and benchmarks call :func:`load_compiled` or
+:func:`find_compiled`.  The switch is read by ``_switch`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import platform
 import warnings
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional, Tuple
 
-_TRUE = frozenset({"1", "true", "yes"})
-_FALSE = frozenset({"", "0", "false", "no"})
+from ._switch import SWITCH, extensions_disabled, switch_on
 
-
-def extensions_disabled(value: "str | None") -> bool:
-    """Read the ``ASOK_FAST_NO_EXTENSIONS`` switch (shared with setup.py's rule)."""
-    if value is None:
-        return False
-    value = value.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    warnings.warn(
-        f"ASOK_FAST_NO_EXTENSIONS={value!r} is not one of 1/true/yes or 0/false/no; "
-        "using the compiled core if it is available",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return False
+__all__ = ["SWITCH", "switch_on", "extensions_disabled", "load_compiled", "find_compiled", "core", "IMPLEMENTATION"]
 
 
-def _select() -> "tuple[ModuleType, str]":
+def load_compiled() -> ModuleType:
+    """``asok_fast._core_c``, imported; its ImportError (or a failing init) as raised."""
+    # import_module, not "from . import _core_c": inside the package's own
+    # import, a missing module would read "cannot import name '_core_c' from
+    # partially initialized module ... (most likely due to a circular
+    # import)" instead of "No module named 'asok_fast._core_c'".
+    return importlib.import_module("asok_fast._core_c")
+
+
+def find_compiled() -> Tuple[Optional[ModuleType], str]:
+    """``(the compiled core, "")``, or ``(None, why it cannot be loaded)``."""
+    try:
+        return load_compiled(), ""
+    except Exception as exc:  # ImportError, or a broken build failing at init
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _select() -> "Tuple[ModuleType, str]":
     from . import _core_py
 
-    if extensions_disabled(os.environ.get("ASOK_FAST_NO_EXTENSIONS")):
+    if extensions_disabled():
         return _core_py, "python"
     if platform.python_implementation() != "CPython":
         return _core_py, "python"
-    try:
-        # import_module, not "from . import _core_c": inside the package's own
-        # import, a missing module would read "cannot import name '_core_c' from
-        # partially initialized module ... (most likely due to a circular
-        # import)" instead of "No module named 'asok_fast._core_c'".
-        _core_c = importlib.import_module("._core_c", __package__)
-    except Exception as exc:  # ImportError, or a broken build failing at init
+    compiled, why = find_compiled()
+    if compiled is None:
         warnings.warn(
-            f"asok_fast: the compiled core could not be loaded ({type(exc).__name__}: {exc}); "
-            "using the pure-Python implementation",
+            f"asok_fast: the compiled core could not be loaded ({why}); using the pure-Python implementation",
             RuntimeWarning,
             stacklevel=3,
         )
         return _core_py, "python"
-    return _core_c, "compiled"
+    return compiled, "compiled"
 
 
 if TYPE_CHECKING:

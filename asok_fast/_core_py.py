@@ -2,43 +2,59 @@
 
 This module is the reference.  ``_core_c.pyx`` is its compiled twin and must
 give byte-identical results for the same arguments; places where the two must
-agree on a detail are marked "parity".  The interface is data in, data out:
+agree on a detail are marked "parity".  The interface is data in, data out,
+shared by every interface (the WSGI plumbing in ``middleware.py`` calls it): a
+request is the tuple described by ``_shared.Request``, a response a status
+line, a list of ``(name, value)`` headers and the body.
 
 * :func:`preflight` - the headers of the ``204`` answering a CORS preflight;
 * :func:`respond` - a buffered response: status, header list, whole body in,
   status, header list, body to send out;
 * :func:`respond_stream` - the headers of a streamed response and what to do
   with its body (pass it on, gzip it chunk by chunk, or send none);
+* :func:`buffer_length` - whether a body of declared length is held whole;
 * :class:`GzipStream` - the per-response compressor of a gzipped stream;
 * the helpers they use, exported for tests: :func:`md5_hex`,
   :func:`gzip_compress`, :func:`accepts_gzip`, :func:`is_compressible`,
   :func:`parse_if_none_match`, :func:`origin_allowed`.
 
-WSGI plumbing (calling the app, iterables, ``close()``, ``HEAD``) lives in
-``middleware.py``; configuration in ``_config.py``.  Header parsing here is
-ASCII-only by design: a request header with a non-ASCII character counts as
-absent or unmatched, which keeps both twins trivially in step.
+The core never sees a WSGI environ, a ``start_response`` or an app iterable.
+Header parsing here is ASCII-only by design: a request header with a non-ASCII
+character counts as absent or unmatched, which keeps both twins trivially in
+step.
 """
 
 from __future__ import annotations
 
-import operator
 import zlib
 from hashlib import md5 as _md5
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 from ._config import CORS_ANY, CORS_LIST, CORS_OFF, Settings
 from ._httpdate import parse_http_date
+from ._shared import (
+    COMPRESSIBLE_TYPES,
+    NOT_IN_304,
+    OWS,
+    STAR,
+    STREAM_EMPTY,
+    STREAM_GZIP,
+    STREAM_PASS,
+    TCHARS,
+    Header,
+    Request,
+    cache_control_has,
+    check_level,
+    header_pair,
+    merge_vary,
+    normalize_etag,
+    status_code,
+)
 
 __all__ = [
-    "Capture",
-    "MiddlewareBase",
-    "handle",
-    "STREAM_PASS",
-    "STREAM_GZIP",
-    "STREAM_EMPTY",
     "GzipStream",
     "accepts_gzip",
+    "buffer_length",
     "gzip_compress",
     "is_compressible",
     "md5_hex",
@@ -49,37 +65,7 @@ __all__ = [
     "respond_stream",
 ]
 
-Header = Tuple[str, str]
-Environ = Dict[str, object]
-
-# What respond_stream() tells the middleware to do with a streamed body.
-STREAM_PASS = 0  # send the app's chunks as they are
-STREAM_GZIP = 1  # compress each chunk through a GzipStream
-STREAM_EMPTY = 2  # send no body (304, 204, 1xx): close the app's iterable unread
-
-_COMPRESSIBLE_TYPES = frozenset(
-    {
-        "application/json",
-        "application/javascript",
-        "application/xml",
-        "application/xhtml+xml",
-        "application/x-ndjson",
-        "application/wasm",
-        "image/svg+xml",
-    }
-)
-# RFC 9110 section 8.6 and 15.4.5: what a 304 must not carry.
-_NOT_IN_304 = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "content-language",
-        "content-range",
-        "content-md5",
-    }
-)
-_OWS = " \t"
+_TCHAR = frozenset(TCHARS)
 
 
 # --- byte work ----------------------------------------------------------------
@@ -90,30 +76,14 @@ def md5_hex(data: bytes) -> str:
     return _md5(data).hexdigest()
 
 
-def _check_level(level: int) -> int:
-    """1 to 9 (``-1``, zlib's default, means 6).  Parity: ``_core_c._check_level``.
-
-    Level 0 is refused: stored blocks depend on output buffer sizes, so their
-    bytes could differ between the twins.
-    """
-    level = operator.index(level)  # a float is refused, with the same message on every Python
-    if level == -1:
-        return 6
-    if 1 <= level <= 9:
-        return level
-    raise ValueError(f"invalid gzip compression level {level}: expected 1 to 9")
-
-
 def gzip_compress(data: bytes, level: int) -> bytes:
     """``data`` as one gzip member framed by zlib with window bits 31.
 
-    Parity: ``_core_c`` runs one deflate(Z_FINISH) on a raw state made with
-    the same level, 32 KiB window and memLevel 8 (window bits -15), and writes
-    around it the header zlib writes for window bits 31 (learned from zlib at
-    import) and the trailer (CRC-32 and length); a deflate stream does not
-    depend on its wrapper, so the bytes are the same for the same zlib.
+    Parity: ``_core_c`` runs deflate(Z_FINISH) on a state made with the same
+    level, window bits 31 (a 32 KiB window and zlib's gzip wrapper) and
+    memLevel 8, so the bytes are the same for the same zlib.
     """
-    compressor = zlib.compressobj(_check_level(level), zlib.DEFLATED, 31)
+    compressor = zlib.compressobj(check_level(level), zlib.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()
 
 
@@ -129,7 +99,7 @@ class GzipStream:
     __slots__ = ("_compressor",)
 
     def __init__(self, level: int) -> None:
-        self._compressor: Optional["zlib._Compress"] = zlib.compressobj(_check_level(level), zlib.DEFLATED, 31)
+        self._compressor: Optional["zlib._Compress"] = zlib.compressobj(check_level(level), zlib.DEFLATED, 31)
 
     def compress(self, chunk: bytes) -> bytes:
         """Compress and flush one chunk; ``b""`` in gives ``b""`` out."""
@@ -153,8 +123,6 @@ class GzipStream:
 
 
 # --- request header parsing ------------------------------------------------------
-
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def _qvalue(text: str) -> int:
@@ -187,12 +155,12 @@ def accepts_gzip(accept_encoding: Optional[str]) -> bool:
     star = -1
     for element in accept_encoding.split(","):
         coding, sep, params = element.partition(";")
-        coding = coding.strip(_OWS).lower()
+        coding = coding.strip(OWS).lower()
         if not coding or not _TCHAR.issuperset(coding):
             continue
         q = 1000
         if sep:
-            name, eq, value = params.strip(_OWS).partition("=")
+            name, eq, value = params.strip(OWS).partition("=")
             if not eq or name.lower() != "q":
                 continue
             q = _qvalue(value)
@@ -211,19 +179,16 @@ def is_compressible(content_type: Optional[str], extra_types: frozenset) -> bool
     """Whether a ``Content-Type`` names a media type worth compressing."""
     if not isinstance(content_type, str) or not content_type or not content_type.isascii():
         return False
-    media_type = content_type.partition(";")[0].strip(_OWS).lower()
+    media_type = content_type.partition(";")[0].strip(OWS).lower()
     kind, slash, subtype = media_type.partition("/")
     if not slash or not kind or not subtype or not _TCHAR.issuperset(kind) or not _TCHAR.issuperset(subtype):
         return False
     if kind == "text":
         return subtype != "event-stream"
-    if media_type in _COMPRESSIBLE_TYPES or media_type in extra_types:
+    if media_type in COMPRESSIBLE_TYPES or media_type in extra_types:
         return True
     # Structured syntax suffixes (RFC 6839): application/problem+json, ...
     return (len(subtype) > 5 and subtype.endswith("+json")) or (len(subtype) > 4 and subtype.endswith("+xml"))
-
-
-STAR = "*"
 
 
 def parse_if_none_match(value: str) -> Union[str, Tuple[str, ...], None]:
@@ -231,7 +196,7 @@ def parse_if_none_match(value: str) -> Union[str, Tuple[str, ...], None]:
     or ``None`` when the value is malformed (RFC 9110 13.1.2)."""
     if not isinstance(value, str) or not value.isascii():
         return None
-    stripped = value.strip(_OWS)
+    stripped = value.strip(OWS)
     if stripped == "*":
         return STAR
     tags = []
@@ -257,7 +222,7 @@ def parse_if_none_match(value: str) -> Union[str, Tuple[str, ...], None]:
                 return None
         tags.append(tag)
         i = end + 1
-        while i < n and value[i] in _OWS:
+        while i < n and value[i] in OWS:
             i += 1
         if i < n and value[i] != ",":
             return None
@@ -280,74 +245,15 @@ def origin_allowed(settings: Settings, origin: Optional[str]) -> bool:
     return regex is not None and regex.fullmatch(origin) is not None
 
 
-def _cache_control_has(values: List[str], directive: str) -> bool:
-    for value in values:
-        for item in value.split(","):
-            if item.partition("=")[0].strip(_OWS).lower() == directive:
-                return True
-    return False
-
-
-def _status_code(status: str) -> int:
-    """The status line's code, 0 when the line is not one we can reason about."""
-    if type(status) is not str:
-        raise TypeError(f"status must be a str such as '200 OK' (PEP 3333), got {status!r}")
-    code = status[:3]
-    if len(status) < 3 or not code.isdigit() or not code.isascii() or (len(status) > 3 and status[3] != " "):
-        return 0
-    return int(code)
-
-
-def _cors(settings: Settings, environ: Environ, out: List[Header]) -> None:
+def _cors(settings: Settings, origin: Optional[str], out: List[Header]) -> None:
     """Append the CORS headers an actual (non-preflight) response gets."""
     if settings.cors == CORS_ANY:
         out.append(("Access-Control-Allow-Origin", "*"))
         out.extend(settings.cors_headers)
     elif settings.cors == CORS_LIST:
-        origin = environ.get("HTTP_ORIGIN")
-        if origin_allowed(settings, origin):  # type: ignore[arg-type]
+        if origin_allowed(settings, origin):
             out.append(("Access-Control-Allow-Origin", origin))  # type: ignore[arg-type]
             out.extend(settings.cors_headers)
-
-
-def _merge_vary(values: List[str], tokens: List[str]) -> Optional[str]:
-    """One ``Vary`` value: the app's tokens then ours, each once (case-insensitive).
-
-    ``None`` when the app's ``Vary`` holds ``*`` (then it is left alone).
-    """
-    seen = set()
-    merged = []
-    for value in values:
-        for token in value.split(","):
-            token = token.strip(_OWS)
-            if not token:
-                continue
-            key = token.lower() if token.isascii() else token
-            if key == "*":
-                return None
-            if key not in seen:
-                seen.add(key)
-                merged.append(token)
-    for token in tokens:
-        if token.lower() not in seen:
-            seen.add(token.lower())
-            merged.append(token)
-    return ", ".join(merged)
-
-
-def _bad_header(header: object) -> TypeError:
-    """PEP 3333: a header is a (name, value) pair of ``str`` (shared by both twins)."""
-    return TypeError(f"response header {header!r} is not a (name, value) pair of str (PEP 3333)")
-
-
-def _header_pair(header: object) -> Tuple[str, str]:
-    """``header`` as (name, value), or the PEP 3333 TypeError (shared by both twins)."""
-    if not isinstance(header, (tuple, list)) or len(header) != 2:
-        raise _bad_header(header)
-    name, value = header
-    if not isinstance(name, str) or not isinstance(value, str):
-        raise _bad_header(header)
-    return name, value
 
 
 class _AppHeaders:
@@ -378,7 +284,7 @@ class _AppHeaders:
         self.vary: List[str] = []
         self.content_length: Optional[str] = None
         for header in headers:
-            name, value = _header_pair(header)
+            name, value = header_pair(header)
             lname = name.lower()
             if lname == "content-length":
                 if self.content_length is None:
@@ -391,7 +297,7 @@ class _AppHeaders:
                 if self.content_type is None:
                     self.content_type = value
             elif lname == "content-encoding":
-                if value.strip(_OWS).lower() == "identity":
+                if value.strip(OWS).lower() == "identity":
                     continue  # says nothing; dropped so it cannot contradict gzip
                 self.encoded = True
             elif lname == "cache-control":
@@ -399,7 +305,7 @@ class _AppHeaders:
             elif lname == "etag":
                 if self.etag_raw is None:
                     self.etag_raw = value
-                    self.etag = _normalize_etag(value)
+                    self.etag = normalize_etag(value)
             elif lname == "last-modified":
                 if self.last_modified is None:
                     self.last_modified = value
@@ -410,7 +316,7 @@ class _AppHeaders:
 
 
 def _finish_headers(
-    settings: Settings, environ: Environ, app: _AppHeaders, out: List[Header], vary_encoding: bool
+    settings: Settings, origin: Optional[str], app: _AppHeaders, out: List[Header], vary_encoding: bool
 ) -> None:
     """Append Vary (merged, one line) and the CORS headers to ``out``."""
     tokens = []
@@ -419,7 +325,7 @@ def _finish_headers(
     if settings.cors == CORS_LIST:
         tokens.append("Origin")
     if tokens or len(app.vary) > 1:
-        merged = _merge_vary(app.vary, tokens)
+        merged = merge_vary(app.vary, tokens)
         if merged is None:
             out.extend(("Vary", value) for value in app.vary)
         elif merged:
@@ -427,23 +333,7 @@ def _finish_headers(
     elif app.vary:
         out.append(("Vary", app.vary[0]))
     if settings.cors != CORS_OFF and not app.has_cors:
-        _cors(settings, environ, out)
-
-
-def _normalize_etag(value: str) -> str:
-    """The app's ``ETag`` as an RFC 9110 entity-tag.
-
-    Some apps (Asok's static files among them) send a bare ``abc123``; it is
-    quoted, so that the tag we send is one a client can send back and match.
-    A value beyond repair is left as it is (and simply never matches).
-    """
-    tag = value.strip(_OWS)
-    opaque = tag[2:] if tag.startswith("W/") else tag
-    if len(opaque) >= 2 and opaque[0] == '"' and opaque[-1] == '"':
-        return tag
-    if tag and '"' not in tag and tag.isascii() and tag.isprintable() and " " not in tag:
-        return f'"{tag}"'
-    return value
+        _cors(settings, origin, out)
 
 
 def _weaken(tag: str) -> str:
@@ -459,36 +349,34 @@ def _with_etag(headers: List[Header], app_etag: Optional[str], etag: Optional[st
 
 def _not_modified(
     settings: Settings,
-    environ: Environ,
+    origin: Optional[str],
     app: _AppHeaders,
     app_etag: Optional[str],
     our_etag: Optional[str],
     vary_encoding: bool,
 ) -> Tuple[str, List[Header]]:
     """The ``304``: the 200's headers less the representation metadata."""
-    out = [h for h in _with_etag(app.kept, app.etag_raw, app_etag) if h[0].lower() not in _NOT_IN_304]
+    out = [h for h in _with_etag(app.kept, app.etag_raw, app_etag) if h[0].lower() not in NOT_IN_304]
     if our_etag is not None:
         out.append(("ETag", our_etag))
-    _finish_headers(settings, environ, app, out, vary_encoding)
+    _finish_headers(settings, origin, app, out, vary_encoding)
     return "304 Not Modified", out
 
 
-def _conditional_match(environ: Environ, tags: Tuple[str, ...], last_modified: Optional[str]) -> bool:
+def _conditional_match(
+    if_none_match: Optional[str], if_modified_since: Optional[str], tags: Tuple[str, ...], last_modified: Optional[str]
+) -> bool:
     """RFC 9110 13.1.2 / 13.1.3 for a GET or HEAD whose current tags are ``tags``."""
-    inm = environ.get("HTTP_IF_NONE_MATCH")
-    if inm is not None:
-        listed = parse_if_none_match(inm)  # type: ignore[arg-type]
+    if if_none_match is not None:
+        listed = parse_if_none_match(if_none_match)
         if listed is None:
             return False
         if listed is STAR:
             return True
         return any(tag in tags for tag in listed)
-    if last_modified is None:
-        return False  # nothing to compare If-Modified-Since with
-    ims = environ.get("HTTP_IF_MODIFIED_SINCE")
-    if ims is None:
-        return False
-    since = parse_http_date(ims)  # type: ignore[arg-type]
+    if last_modified is None or if_modified_since is None:
+        return False  # nothing to compare
+    since = parse_http_date(if_modified_since)
     if since is None:
         return False
     modified = parse_http_date(last_modified)
@@ -499,45 +387,53 @@ def _opaque(tag: str) -> str:
     return tag[2:] if tag.startswith("W/") else tag
 
 
-# --- the three entry points -----------------------------------------------------------
+def _no_body(settings: Settings, origin: Optional[str], app: _AppHeaders) -> List[Header]:
+    """Headers of a response that cannot carry a body (1xx, 204, 304)."""
+    out = list(app.kept)
+    _finish_headers(settings, origin, app, out, False)
+    return out
 
 
-def preflight(settings: Settings, environ: Environ) -> List[Header]:
-    """Headers of the ``204`` answering a preflight (the middleware has checked
-    that CORS is on and the request is ``OPTIONS`` with ``Origin`` and
-    ``Access-Control-Request-Method``)."""
+# --- the entry points -------------------------------------------------------------------
+
+
+def preflight(settings: Settings, origin: Optional[str], private_network: Optional[str]) -> List[Header]:
+    """Headers of the ``204`` answering a preflight.
+
+    The plumbing has checked that CORS is on and the request is ``OPTIONS``
+    with ``Origin`` and ``Access-Control-Request-Method``; ``origin`` is the
+    ``Origin`` value, ``private_network`` that of
+    ``Access-Control-Request-Private-Network`` (or None).
+    """
     out: List[Header] = []
     if settings.cors == CORS_ANY:
         out.append(("Access-Control-Allow-Origin", "*"))
     else:
-        origin = environ.get("HTTP_ORIGIN")
         out.append(("Vary", "Origin"))
-        if not origin_allowed(settings, origin):  # type: ignore[arg-type]
+        if not origin_allowed(settings, origin):
             return out
         out.append(("Access-Control-Allow-Origin", origin))  # type: ignore[arg-type]
     out.extend(settings.preflight_headers)
     if settings.private_network:
-        asked = environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK")
-        if isinstance(asked, str) and asked.strip(_OWS).lower() == "true":
+        if isinstance(private_network, str) and private_network.strip(OWS).lower() == "true":
             out.append(("Access-Control-Allow-Private-Network", "true"))
     return out
 
 
 def respond(
-    settings: Settings, environ: Environ, status: str, headers: List[Header], body: bytes
+    settings: Settings, request: Request, status: str, headers: List[Header], body: bytes
 ) -> Tuple[str, List[Header], bytes]:
     """Process a buffered response; the returned body is what a ``GET`` sends.
 
-    (The middleware drops it for ``HEAD`` and keeps the headers.)
+    (The plumbing drops it for ``HEAD`` and keeps the headers.)
     """
-    code = _status_code(status)
+    method, origin, accept_encoding, if_none_match, if_modified_since = request
+    code = status_code(status)
     if code == 0:
         return status, headers, body  # not a status line we can reason about
     app = _AppHeaders(headers)
     if code < 200 or code == 204 or code == 304:
-        out = list(app.kept)
-        _finish_headers(settings, environ, app, out, False)
-        return status, out, b""
+        return status, _no_body(settings, origin, app), b""
 
     # Would gzip apply to this response for some client, and for this one?
     eligible = (
@@ -546,17 +442,17 @@ def respond(
         and not app.encoded
         and len(body) > settings.gzip_min_size
         and is_compressible(app.content_type, settings.gzip_types)
-        and not _cache_control_has(app.cache_control, "no-transform")
+        and not cache_control_has(app.cache_control, "no-transform")
     )
-    compress = eligible and accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))  # type: ignore[arg-type]
+    compress = eligible and accepts_gzip(accept_encoding)
 
     # The app's own ETag is kept, weakened when we change the bytes.
     app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
     our_etag = None
-    if settings.etag and code == 200 and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+    if settings.etag and code == 200 and method in ("GET", "HEAD"):
         if app.etag is not None:
             current: Tuple[str, ...] = (_opaque(app.etag),)
-        elif _cache_control_has(app.cache_control, "no-store"):
+        elif cache_control_has(app.cache_control, "no-store"):
             current = ()
         else:
             digest = md5_hex(body)
@@ -564,8 +460,8 @@ def respond(
             # The digest names the content: either representation's tag matches.
             current = (f'"{digest}"', f'"{digest}-gzip"')
         # Decided before any compression work.
-        if _conditional_match(environ, current, app.last_modified):
-            status, out = _not_modified(settings, environ, app, app_etag, our_etag, eligible)
+        if _conditional_match(if_none_match, if_modified_since, current, app.last_modified):
+            status, out = _not_modified(settings, origin, app, app_etag, our_etag, eligible)
             return status, out, b""
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
@@ -575,27 +471,26 @@ def respond(
     out.append(("Content-Length", str(len(body))))
     if our_etag is not None:
         out.append(("ETag", our_etag))
-    _finish_headers(settings, environ, app, out, eligible)
+    _finish_headers(settings, origin, app, out, eligible)
     return status, out, body
 
 
 def respond_stream(
-    settings: Settings, environ: Environ, status: str, headers: List[Header], may_compress: bool
+    settings: Settings, request: Request, status: str, headers: List[Header], may_compress: bool
 ) -> Tuple[str, List[Header], int]:
     """Headers for a streamed body and what to do with it (a ``STREAM_*``).
 
-    ``may_compress`` is false for bodies that must pass untouched
-    (``wsgi.file_wrapper``).  A stream gets no ETag of ours, but the app's
-    ``ETag`` / ``Last-Modified`` are honoured with a ``304``.
+    ``may_compress`` is false for bodies that must pass untouched (a server's
+    file wrapper).  A stream gets no ETag of ours, but the app's ``ETag`` /
+    ``Last-Modified`` are honoured with a ``304``.
     """
-    code = _status_code(status)
+    method, origin, accept_encoding, if_none_match, if_modified_since = request
+    code = status_code(status)
     if code == 0:
         return status, headers, STREAM_PASS
     app = _AppHeaders(headers)
     if code < 200 or code == 204 or code == 304:
-        out = list(app.kept)
-        _finish_headers(settings, environ, app, out, False)
-        return status, out, STREAM_EMPTY
+        return status, _no_body(settings, origin, app), STREAM_EMPTY
 
     eligible = (
         may_compress
@@ -603,19 +498,19 @@ def respond_stream(
         and code != 206
         and not app.encoded
         and is_compressible(app.content_type, settings.gzip_types)
-        and not _cache_control_has(app.cache_control, "no-transform")
+        and not cache_control_has(app.cache_control, "no-transform")
     )
-    compress = eligible and accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))  # type: ignore[arg-type]
+    compress = eligible and accepts_gzip(accept_encoding)
     app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
     if (
         settings.etag
         and code == 200
         and (app.etag is not None or app.last_modified is not None)
-        and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+        and method in ("GET", "HEAD")
     ):
         current = (_opaque(app.etag),) if app.etag is not None else ()
-        if _conditional_match(environ, current, app.last_modified):
-            status, out = _not_modified(settings, environ, app, app_etag, None, eligible)
+        if _conditional_match(if_none_match, if_modified_since, current, app.last_modified):
+            status, out = _not_modified(settings, origin, app, app_etag, None, eligible)
             return status, out, STREAM_EMPTY
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
@@ -623,108 +518,30 @@ def respond_stream(
         out.append(("Content-Encoding", "gzip"))
     elif app.content_length is not None:
         out.append(("Content-Length", app.content_length))
-    _finish_headers(settings, environ, app, out, eligible)
+    _finish_headers(settings, origin, app, out, eligible)
     return status, out, STREAM_GZIP if compress else STREAM_PASS
 
 
-# --- the WSGI entry -------------------------------------------------------------------
-# ResponseMiddleware.__call__ is the chosen core's handle(): the per-request
-# dispatch (preflight, the app call, the common one-chunk buffered response)
-# runs in the core, so that the compiled twin keeps it in C; every other body
-# goes to the shared plumbing in middleware.py (mw._finish).
+def buffer_length(headers: List[Header], buffer_max: int) -> int:
+    """The declared ``Content-Length`` of a body to hold whole, or -1 to stream it.
 
-
-def _not_bytes(chunk: object) -> TypeError:
-    """The error for a body chunk or write() that is not bytes (both twins)."""
-    return TypeError(
-        f"the WSGI application yielded a {type(chunk).__name__}, not bytes "
-        "(PEP 3333: a response body is made of byte strings)"
-    )
-
-
-class Capture:
-    """The ``start_response`` handed to the app: it records, the middleware sends later.
-
-    Parity: ``_core_c.Capture``.
+    -1 when the first ``Content-Length`` is absent or unreadable, above
+    ``buffer_max``, or when the first ``Content-Type`` is ``text/event-stream``
+    (never held).  Header errors as in :func:`respond`.
     """
-
-    __slots__ = ("status", "headers", "exc_info", "written", "sent", "_server")
-
-    def __init__(self, server: Callable[..., object]) -> None:
-        self.status: Optional[str] = None
-        self.headers: Optional[List[Header]] = None  # set with status
-        self.exc_info: object = None
-        self.written: List[bytes] = []
-        self.sent = False
-        self._server = server
-
-    def __call__(self, status: str, headers: List[Header], exc_info: object = None) -> Callable[[bytes], None]:
-        if exc_info is not None:
-            if self.sent:
-                # Our headers (gzip or not) are committed to the server, even if
-                # it has not written them yet: they cannot change now, so re-raise
-                # as PEP 3333 says a server must once headers are sent.
-                try:
-                    raise exc_info[1].with_traceback(exc_info[2])  # type: ignore[index]
-                finally:
-                    exc_info = None
-            try:
-                self.status, self.headers, self.exc_info = status, headers, exc_info
-            finally:
-                exc_info = None  # no traceback cycle
-        elif self.status is not None:
-            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
-        else:
-            self.status, self.headers = status, headers
-        return self.write
-
-    def write(self, data: bytes) -> None:
-        """The legacy ``write()``: its bytes come first in the body."""
-        if type(data) is not bytes:
-            raise _not_bytes(data)
-        self.written.append(data)
-
-    def send(self, status: str, headers: List[Header]) -> None:
-        """Hand the final status and headers to the server's ``start_response``."""
-        self.sent = True
-        if self.exc_info:
-            self._server(status, headers, self.exc_info)
-        else:
-            self._server(status, headers)
-
-
-def handle(mw: "Any", environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]:
-    """One WSGI call through the middleware ``mw`` (its ``__call__``)."""
-    version, settings = mw._state
-    if mw._config.version != version:
-        settings = mw._rebuild()
-    if not settings.active:
-        return mw.app(environ, start_response)  # type: ignore[no-any-return]
-    method = environ.get("REQUEST_METHOD")
-    if (
-        method == "OPTIONS"
-        and settings.cors
-        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-        and "HTTP_ORIGIN" in environ
-    ):
-        start_response("204 No Content", preflight(settings, environ))
-        return ()  # no body; a shared empty tuple costs no allocation
-    app_environ = environ
-    if method == "HEAD":
-        # Run the app as for GET, so that HEAD gets exactly GET's headers
-        # (Content-Length, ETag, Content-Encoding); the body is dropped.
-        app_environ = environ.copy()
-        app_environ["REQUEST_METHOD"] = "GET"
-    capture = Capture(start_response)
-    result = mw.app(app_environ, capture)
-    return mw._finish(settings, environ, method == "HEAD", capture, result)  # type: ignore[no-any-return]
-
-
-class MiddlewareBase:
-    """``ResponseMiddleware``'s base class with the pure core: its ``__call__``
-    is :func:`handle` (parity: ``_core_c.MiddlewareBase``, whose ``__call__``
-    reads the same three attributes from C fields)."""
-
-    __slots__ = ()
-
-    __call__ = handle
+    length = -1
+    event_stream = seen_length = seen_type = False
+    for header in headers:
+        name, value = header_pair(header)
+        lname = name.lower()
+        if lname == "content-length" and not seen_length:
+            seen_length = True
+            value = value.strip()
+            # More digits than any body could have counts as unreadable (and
+            # int() would refuse over sys.get_int_max_str_digits() digits).
+            if value.isdigit() and value.isascii() and len(value) <= 18:
+                length = int(value)
+        elif lname == "content-type" and not seen_type:
+            seen_type = True
+            event_stream = value.partition(";")[0].strip(OWS).lower() == "text/event-stream"
+    return -1 if event_stream or length > buffer_max else length

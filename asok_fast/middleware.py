@@ -1,26 +1,80 @@
-"""The WSGI middleware: configuration and the body plumbing shared by both cores.
+"""The WSGI middleware: every piece of WSGI plumbing, written once, over the core.
 
-``ResponseMiddleware`` derives from the chosen core's ``MiddlewareBase``,
-whose ``__call__`` answers preflights, calls the app and finishes the common
-bodies itself (with the compiled core, in C: one-chunk lists, and iterables
-of a known length).  Every other body comes back here: telling finite bodies
-from streams, ``HEAD``, ``wsgi.file_wrapper``, ``close()`` exactly once and
-``exc_info`` (PEP 3333).  Every decision about headers and
-every byte of output comes from the core (``_core_py`` or its compiled twin
-``_core_c``).
+``ResponseMiddleware`` answers preflights, calls the app with a recording
+``start_response``, tells finite bodies from streams, and hands the core
+(``_core.core``: the compiled twin or the pure one) plain data: a request
+tuple, a status line, a header list and a body.  What comes back goes to the
+server.  ``HEAD``, ``wsgi.file_wrapper``, the legacy ``write()``, ``close()``
+exactly once and ``exc_info`` (PEP 3333) are handled here and nowhere else.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from . import _core
 from ._config import Config, Settings, build_settings, initial_values
-from ._core_py import Capture, _header_pair, _not_bytes
+from ._shared import STREAM_EMPTY, STREAM_GZIP, STREAM_PASS, Header, Request, not_bytes
 
-Header = Tuple[str, str]
+__all__ = ["ResponseMiddleware"]
+
 _END = object()  # next()'s default: the app's iterable is exhausted
+# Iterators over chunks that are already in memory: such a body is finite
+# (Django's HttpResponse iterates over its list of chunks), so it is held whole.
+_IN_MEMORY = (type(iter([])), type(iter(())))
+
+
+class _Capture:
+    """The ``start_response`` handed to the app: it records, the middleware sends later."""
+
+    __slots__ = ("status", "headers", "exc_info", "written", "sent", "server")
+
+    def __init__(self, server: Callable[..., object]) -> None:
+        self.status: Optional[str] = None
+        self.headers: Any = None  # set with status
+        self.exc_info: Any = None
+        self.written: List[bytes] = []  # what the legacy write() was given
+        self.sent = False
+        self.server = server
+
+    def __call__(self, status: str, headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            if self.sent:
+                # Our headers are committed to the server, even if it has not
+                # written them yet: re-raise, as PEP 3333 says a server must.
+                try:
+                    raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            try:
+                self.status, self.headers, self.exc_info = status, headers, exc_info
+            finally:
+                exc_info = None  # no traceback cycle
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info (PEP 3333)")
+        else:
+            self.status = status
+            self.headers = headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()``: its bytes come first in the body (PEP 3333)."""
+        if type(data) is not bytes:
+            raise not_bytes(data)
+        self.written.append(data)
+
+    def send(self, status: str, headers: List[Header]) -> None:
+        """Hand the final status and headers to the server's ``start_response``."""
+        self.sent = True
+        if self.exc_info:
+            self.server(status, headers, self.exc_info)
+        else:
+            self.server(status, headers)
+
+    def started(self) -> None:
+        if self.status is None:
+            raise AssertionError("the WSGI application returned without calling start_response")
 
 
 class _Stream:
@@ -59,7 +113,7 @@ class _Stream:
                 self._gzip = None
                 return gzip.finish()
             if type(chunk) is not bytes:
-                raise _not_bytes(chunk)
+                raise not_bytes(chunk)
             if self._pending:
                 # write() while this chunk was made: its bytes come out first
                 # (PEP 3333: written data counts as if yielded, in order).
@@ -77,9 +131,7 @@ class _Stream:
         gzip, self._gzip = self._gzip, None
         if gzip is not None:
             gzip.close()  # hand the compressor state back
-        close = getattr(self._result, "close", None)
-        if close is not None:
-            close()
+        _close(self._result)
 
 
 def _close(result: Any) -> None:
@@ -88,34 +140,38 @@ def _close(result: Any) -> None:
         close()
 
 
-def _check_started(capture: Capture) -> None:
-    if capture.status is None:
-        raise AssertionError("the WSGI application returned without calling start_response")
+def _join(written: List[bytes], result: Any) -> bytes:
+    """A list or tuple body (after what ``write()`` got) as one bytes."""
+    if len(result) == 1 and not written:
+        body = result[0]
+        if type(body) is not bytes:
+            raise not_bytes(body)
+        return body  # type: ignore[no-any-return]
+    for chunk in result:
+        if type(chunk) is not bytes:
+            raise not_bytes(chunk)
+    return b"".join(written + list(result)) if written else b"".join(result)
 
 
-def _buffer_hints(headers: List[Header]) -> Tuple[int, bool]:
-    """(the app's ``Content-Length``, -1 when absent or unreadable; whether it
-    is ``text/event-stream``), with the same header checks as the core."""
-    length = -1
-    event_stream = False
-    seen_length = seen_type = False
-    for header in headers:
-        name, value = _header_pair(header)
-        lname = name.lower()
-        if lname == "content-length" and not seen_length:
-            seen_length = True
-            value = value.strip()
-            # More digits than any body could have counts as unreadable (and
-            # int() would refuse over sys.get_int_max_str_digits() digits).
-            if value.isdigit() and value.isascii() and len(value) <= 18:
-                length = int(value)
-        elif lname == "content-type" and not seen_type:
-            seen_type = True
-            event_stream = value.partition(";")[0].strip(" \t").lower() == "text/event-stream"
-    return length, event_stream
+def _start(capture: _Capture, iterator: Iterator[bytes], pending: List[bytes]) -> None:
+    """PEP 3333 lets an app call start_response as late as its first chunk:
+    take chunks into ``pending`` until it has."""
+    while capture.status is None:
+        chunk = next(iterator, _END)
+        if chunk is _END:
+            capture.started()  # raises unless that last next() started it
+            return  # started, then no chunk: an empty body
+        if type(chunk) is not bytes:
+            raise not_bytes(chunk)
+        pending.append(chunk)
 
 
-class ResponseMiddleware(_core.core.MiddlewareBase):
+def _is_file_wrapper(environ: Any, result: Any) -> bool:
+    wrapper = environ.get("wsgi.file_wrapper")
+    return wrapper is not None and isinstance(wrapper, type) and isinstance(result, wrapper)
+
+
+class ResponseMiddleware:
     """Give a WSGI app CORS (with preflight answers), gzip and MD5 ETags with ``304``.
 
     ``config`` overrides the defaults and any of these keys found in the app's
@@ -127,18 +183,18 @@ class ResponseMiddleware(_core.core.MiddlewareBase):
     is compressed once, here.
     """
 
-    def __new__(cls, app: Any = None, config: Any = None, *, _core_module: Optional[ModuleType] = None) -> "ResponseMiddleware":
-        # The private seam for tests and benches: an instance bound to the
-        # core that is not the default is one of a subclass whose __call__ is
-        # that core's handle().
-        if _core_module is not None and _core_module is not getattr(cls, "_bound_core", _core.core):
-            cls = _bound_class(cls, _core_module)
-        return super().__new__(cls)
-
-    def __init__(self, app: Callable[..., Iterable[bytes]], config: Optional[Mapping[str, Any]] = None, *, _core_module: Optional[ModuleType] = None) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        config: Optional[Mapping[str, Any]] = None,
+        *,
+        _core_module: Optional[ModuleType] = None,
+    ) -> None:
         if not callable(app):
             raise TypeError(f"ResponseMiddleware needs a WSGI callable, got {app!r}")
         self.app = app
+        # The private seam for tests and benches: a middleware bound to a core
+        # other than the selected one.
         self._core = _core.core if _core_module is None else _core_module
         values = initial_values(app, config)
         settings = build_settings(values)
@@ -163,7 +219,7 @@ class ResponseMiddleware(_core.core.MiddlewareBase):
         # attributes stay reachable through it, so a drop-in keeps working
         # where a framework expects its app (Asok's `asok build` calls Asok
         # methods on `wsgi.app`).
-        if name.startswith("__") or name == "app":
+        if name.startswith("__") or name in ("app", "_core", "_config", "_state"):
             raise AttributeError(name)
         return getattr(self.app, name)
 
@@ -172,8 +228,11 @@ class ResponseMiddleware(_core.core.MiddlewareBase):
         """``"compiled"`` or ``"python"``: the core this instance runs."""
         return "python" if self._core.__name__.endswith("_core_py") else "compiled"
 
-    def _rebuild(self) -> Settings:
+    def _settings(self) -> Settings:
+        version, settings = self._state
         config = self._config
+        if config.version == version:
+            return settings
         version = config.version  # read before the copy: a later change rebuilds again
         # Validate a snapshot (one C-level copy, atomic under the GIL), not the
         # live dict: a concurrent update() must not leave half-old, half-new
@@ -182,115 +241,118 @@ class ResponseMiddleware(_core.core.MiddlewareBase):
         self._state = (version, settings)
         return settings
 
-    # __call__ is MiddlewareBase's: the core's per-request entry (in C with
-    # the compiled core).  It reads app, _config and _state, and calls
-    # _rebuild() and _finish().
+    def __call__(self, environ: Any, start_response: Callable[..., object]) -> Iterable[bytes]:
+        settings = self._settings()
+        get = environ.get
+        method = get("REQUEST_METHOD")
+        if not settings.active:
+            if method == "HEAD":
+                return self._head_as_is(environ, start_response)
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if (
+            method == "OPTIONS"
+            and settings.cors
+            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+            and "HTTP_ORIGIN" in environ
+        ):
+            headers = self._core.preflight(settings, get("HTTP_ORIGIN"), get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK"))
+            start_response("204 No Content", headers)
+            return ()  # no body; a shared empty tuple costs no allocation
+        request: Request = (
+            method,
+            get("HTTP_ORIGIN"),
+            get("HTTP_ACCEPT_ENCODING"),
+            get("HTTP_IF_NONE_MATCH"),
+            get("HTTP_IF_MODIFIED_SINCE"),
+        )
+        head = method == "HEAD"
+        app_environ = environ
+        if head:
+            # Run the app as for GET, so that HEAD gets exactly GET's headers
+            # (Content-Length, ETag, Content-Encoding); the body is dropped.
+            app_environ = environ.copy()
+            app_environ["REQUEST_METHOD"] = "GET"
+        capture = _Capture(start_response)
+        result = self.app(app_environ, capture)
+        # The common case first: a one-chunk list (what most apps return for a
+        # buffered page); a plain list has no close() to call.
+        if type(result) is list and len(result) == 1 and capture.status is not None and not capture.written:
+            body = result[0]
+            if type(body) is bytes:
+                return self._send(settings, request, head, capture, body)
+        return self._finish(settings, environ, request, head, capture, result)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _enable_vectorcall(cls)  # a subclass keeping __call__ keeps the fast entry
-
-    def _finish(self, settings: Settings, environ: dict, head: bool, capture: Capture, result: Any) -> Iterable[bytes]:
-        """Buffer or stream ``result``, closing it exactly once on every path.
-
-        Called by the core's ``handle()`` for every response but the one-chunk
-        list bodies it finishes itself.
-        """
-        core = self._core
+    def _finish(self, settings: Settings, environ: Any, request: Request, head: bool, capture: _Capture, result: Any) -> Iterable[bytes]:
+        """Buffer or stream ``result``, closing it exactly once on every path."""
         if isinstance(result, (list, tuple)):  # subclasses too (SPEC: "a list or tuple")
             try:
-                _check_started(capture)
-                body = self._join(capture.written, result)
+                capture.started()
+                body = _join(capture.written, result)
             finally:
                 _close(result)
-            return self._send(settings, core, environ, head, capture, body)
+            return self._send(settings, request, head, capture, body)
 
         pending = capture.written
+        may_compress = buffer = False
         try:
             iterator = iter(result)
-            file_wrapper = environ.get("wsgi.file_wrapper")
-            if file_wrapper is not None and isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
-                _check_started(capture)
-                may_compress = False
-                buffer = False
+            if _is_file_wrapper(environ, result):
+                capture.started()
             else:
-                # PEP 3333 lets an app call start_response as late as its first chunk.
-                while capture.status is None:
-                    chunk = next(iterator, _END)
-                    if chunk is _END:
-                        _check_started(capture)
-                        break  # start_response called, then no chunk: an empty body
-                    if type(chunk) is not bytes:
-                        raise _not_bytes(chunk)
-                    pending.append(chunk)
+                _start(capture, iterator, pending)
                 may_compress = True
-                headers = capture.headers
-                length, event_stream = _buffer_hints(headers)
-                buffer = 0 <= length <= settings.buffer_max and not event_stream
+                buffer = type(iterator) in _IN_MEMORY or self._core.buffer_length(capture.headers, settings.buffer_max) >= 0
                 if buffer:
                     for chunk in iterator:
                         if type(chunk) is not bytes:
-                            raise _not_bytes(chunk)
+                            raise not_bytes(chunk)
                         pending.append(chunk)
         except BaseException:
             _close(result)
             raise
         if buffer:
             _close(result)
-            return self._send(settings, core, environ, head, capture, b"".join(pending))
-        return self._stream(settings, core, environ, head, capture, result, iterator, pending, may_compress)
+            return self._send(settings, request, head, capture, pending[0] if len(pending) == 1 else b"".join(pending))
+        return self._stream(settings, request, head, capture, result, iterator, pending, may_compress)
 
-    @staticmethod
-    def _join(written: List[bytes], result: Any) -> bytes:
-        if len(result) == 1 and not written:
-            body = result[0]
-            if type(body) is not bytes:
-                raise _not_bytes(body)
-            return body
-        for chunk in result:
-            if type(chunk) is not bytes:
-                raise _not_bytes(chunk)
-        return b"".join(written + list(result)) if written else b"".join(result)
-
-    @staticmethod
-    def _send(settings: Settings, core: ModuleType, environ: dict, head: bool, capture: Capture, body: bytes) -> List[bytes]:
-        status, headers, body = core.respond(settings, environ, capture.status, capture.headers, body)
+    def _send(self, settings: Settings, request: Request, head: bool, capture: _Capture, body: bytes) -> List[bytes]:
+        status, headers, body = self._core.respond(settings, request, capture.status, capture.headers, body)
         capture.send(status, headers)
         if head or not body:
             return []
         return [body]
 
-    @staticmethod
     def _stream(
+        self,
         settings: Settings,
-        core: ModuleType,
-        environ: dict,
+        request: Request,
         head: bool,
-        capture: Capture,
+        capture: _Capture,
         result: Any,
         iterator: Iterator[bytes],
         pending: List[bytes],
         may_compress: bool,
     ) -> Iterable[bytes]:
+        core = self._core
         try:
-            status, headers, mode = core.respond_stream(settings, environ, capture.status, capture.headers, may_compress)
-            gzip = core.GzipStream(settings.gzip_level) if mode == core.STREAM_GZIP and not head else None
+            status, headers, mode = core.respond_stream(settings, request, capture.status, capture.headers, may_compress)
+            gzip = core.GzipStream(settings.gzip_level) if mode == STREAM_GZIP and not head else None
         except BaseException:
             _close(result)
             raise
-        if head or mode == core.STREAM_EMPTY:
+        if head or mode == STREAM_EMPTY:
             try:
                 capture.send(status, headers)
             finally:
                 _close(result)  # closed unread: no body byte goes out
             return []
-        if mode == core.STREAM_PASS and not pending and not may_compress:
+        if mode == STREAM_PASS and not pending and not may_compress:
             try:
                 capture.send(status, headers)
             except BaseException:
                 _close(result)
                 raise
-            return result  # wsgi.file_wrapper: the server keeps its zero-copy path
+            return result  # type: ignore[no-any-return]  # wsgi.file_wrapper: the server keeps its zero-copy path
         stream = _Stream(pending, iterator, result, gzip)
         try:
             capture.send(status, headers)
@@ -299,25 +361,16 @@ class ResponseMiddleware(_core.core.MiddlewareBase):
             raise
         return stream
 
-
-# The compiled core calls ResponseMiddleware without an argument tuple (PEP 590).
-_enable_vectorcall: Callable[[type], None] = getattr(_core.core, "_enable_vectorcall", lambda cls: None)
-_enable_vectorcall(ResponseMiddleware)
-
-_BOUND: Dict[Tuple[type, ModuleType], type] = {}
-
-
-def _bound_class(cls: type, core: ModuleType) -> type:
-    """``cls`` with ``core.handle`` as its ``__call__`` (one class per pair, cached)."""
-    key = (cls, core)
-    bound = _BOUND.get(key)
-    if bound is None:
-        if cls.__call__ is not _core.core.MiddlewareBase.__call__:
-            # Its __call__ would be bypassed, or would reach the default core
-            # through super(): neither runs the core asked for.
-            raise TypeError(f"{cls.__qualname__} overrides __call__: it can only run the default core")
-        namespace = {"__call__": core.handle, "_bound_core": core, "__module__": cls.__module__, "__doc__": cls.__doc__}
-        bound = type(cls.__name__, (cls,), namespace)
-        bound.__qualname__ = cls.__qualname__
-        _BOUND[key] = bound
-    return bound
+    def _head_as_is(self, environ: Any, start_response: Callable[..., object]) -> List[bytes]:
+        """``HEAD`` with every feature off: the app's status and headers as
+        they are, and no body byte (its body is closed unread)."""
+        capture = _Capture(start_response)
+        result = self.app(environ, capture)
+        try:
+            if not _is_file_wrapper(environ, result):
+                _start(capture, iter(result), [])
+            capture.started()
+            capture.send(capture.status, capture.headers)  # type: ignore[arg-type]
+        finally:
+            _close(result)
+        return []

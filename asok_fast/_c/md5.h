@@ -1,5 +1,5 @@
 /*
- * asok_fast/_md5.h -- MD5 message digest (RFC 1321) for the compiled core.
+ * asok_fast/_c/md5.h -- MD5 message digest (RFC 1321) for the compiled core.
  *
  * Written from the RFC's description (section 3): four 32-bit registers,
  * 64-byte blocks read as sixteen little-endian words, four rounds of sixteen
