@@ -40,10 +40,6 @@ def _info(args: argparse.Namespace) -> int:
     zlib_version = getattr(core, "zlib_version", None)
     if zlib_version is not None:
         lines.append(("zlib (compiled core's)", zlib_version()))
-    if hasattr(core, "BUILT_WITH_PGO"):
-        lines.append(("compiled core build", "profile-guided (GCC)" if core.BUILT_WITH_PGO else "one pass"))
-    if hasattr(core, "CRC32_CLMUL"):
-        lines.append(("gzip CRC-32", "carry-less multiply (PCLMULQDQ)" if core.CRC32_CLMUL else "zlib's crc32()"))
     lines += [
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("platform", sysconfig.get_platform()),

@@ -1,21 +1,14 @@
 """Type stub of the compiled core: the same API as ``asok_fast._core_py``."""
 
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
+from typing import FrozenSet, List, Optional, Tuple, Union
 
 from ._config import Settings
-
-Header = Tuple[str, str]
-Environ = Dict[str, object]
+from ._shared import Header, Request
 
 __all__ = [
-    "Capture",
-    "MiddlewareBase",
-    "handle",
-    "STREAM_PASS",
-    "STREAM_GZIP",
-    "STREAM_EMPTY",
     "GzipStream",
     "accepts_gzip",
+    "buffer_length",
     "gzip_compress",
     "is_compressible",
     "md5_hex",
@@ -25,10 +18,6 @@ __all__ = [
     "respond",
     "respond_stream",
 ]
-
-STREAM_PASS: int
-STREAM_GZIP: int
-STREAM_EMPTY: int
 
 def md5_hex(data: bytes) -> str: ...
 def gzip_compress(data: bytes, level: int) -> bytes: ...
@@ -43,36 +32,21 @@ def accepts_gzip(accept_encoding: Optional[str]) -> bool: ...
 def is_compressible(content_type: Optional[str], extra_types: FrozenSet[str]) -> bool: ...
 def parse_if_none_match(value: str) -> Union[str, Tuple[str, ...], None]: ...
 def origin_allowed(settings: Settings, origin: Optional[str]) -> bool: ...
-def preflight(settings: Settings, environ: Environ) -> List[Header]: ...
+def preflight(settings: Settings, origin: Optional[str], private_network: Optional[str]) -> List[Header]: ...
 def respond(
-    settings: Settings, environ: Environ, status: str, headers: List[Header], body: bytes
+    settings: Settings, request: Request, status: str, headers: List[Header], body: bytes
 ) -> Tuple[str, List[Header], bytes]: ...
 def respond_stream(
-    settings: Settings, environ: Environ, status: str, headers: List[Header], may_compress: bool
+    settings: Settings, request: Request, status: str, headers: List[Header], may_compress: bool
 ) -> Tuple[str, List[Header], int]: ...
+def buffer_length(headers: List[Header], buffer_max: int) -> int: ...
+
+# Compiled only.
 def zlib_version() -> str: ...
-def _crc32(data: bytes, value: int = ..., clmul: bool = ...) -> int: ...
 
-#: Whether setup.py built this module profile-guided (GCC, two passes).
-BUILT_WITH_PGO: bool
-#: Whether gzip's CRC-32 runs on carry-less multiplication (x86-64 PCLMULQDQ) here.
-CRC32_CLMUL: bool
+# For tests and measurements.
+_MD5_NOGIL_MIN: int
+_DEFLATE_NOGIL_MIN: int
+_POOL_MAX: int
 
-class Capture:
-    status: Optional[str]
-    headers: Optional[List[Header]]
-    exc_info: Any
-    written: List[bytes]
-    sent: bool
-    def __init__(self, server: Callable[..., object]) -> None: ...
-    def __call__(self, status: str, headers: List[Header], exc_info: Any = ...) -> Callable[[bytes], None]: ...
-    def write(self, data: bytes) -> None: ...
-    def send(self, status: str, headers: List[Header]) -> None: ...
-
-class MiddlewareBase:
-    app: Any
-    _config: Any
-    _state: Tuple[int, Any]
-    def __call__(self, environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]: ...
-
-def handle(mw: Any, environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]: ...
+def _pool_idle() -> Tuple[int, ...]: ...

@@ -229,6 +229,7 @@ class ResponseMiddleware:
         return "python" if self._core.__name__.endswith("_core_py") else "compiled"
 
     def _settings(self) -> Settings:
+        """The settings of the current config, rebuilt when it changed."""
         version, settings = self._state
         config = self._config
         if config.version == version:
@@ -242,7 +243,9 @@ class ResponseMiddleware:
         return settings
 
     def __call__(self, environ: Any, start_response: Callable[..., object]) -> Iterable[bytes]:
-        settings = self._settings()
+        version, settings = self._state
+        if self._config.version != version:
+            settings = self._settings()
         get = environ.get
         method = get("REQUEST_METHOD")
         if not settings.active:

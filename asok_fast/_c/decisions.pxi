@@ -318,10 +318,10 @@ def respond(settings, request, status, headers, body):
         and code != 206
         and not app.encoded
         and len(body) > fast.gzip_min_size
-        and is_compressible(app.content_type, fast.gzip_types)
+        and _is_compressible(app.content_type, fast.gzip_types)
         and not _cache_control_has(app.cache_control, "no-transform", 12)
     )
-    compress = eligible and accepts_gzip(accept_encoding)
+    compress = eligible and _accepts_gzip(accept_encoding)
 
     app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
     our_etag = None
@@ -373,10 +373,10 @@ def respond_stream(settings, request, status, headers, bint may_compress):
         and fast.gzip
         and code != 206
         and not app.encoded
-        and is_compressible(app.content_type, fast.gzip_types)
+        and _is_compressible(app.content_type, fast.gzip_types)
         and not _cache_control_has(app.cache_control, "no-transform", 12)
     )
-    compress = eligible and accepts_gzip(accept_encoding)
+    compress = eligible and _accepts_gzip(accept_encoding)
     app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
     if (
         fast.etag

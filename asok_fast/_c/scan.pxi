@@ -102,6 +102,12 @@ cdef int _qvalue(const unsigned char* p, Py_ssize_t n) noexcept nogil:
 
 def accepts_gzip(accept_encoding):
     """Whether an ``Accept-Encoding`` value lets us send gzip (RFC 9110 12.5.3)."""
+    return _accepts_gzip(accept_encoding)
+
+
+# The decisions call the cdef functions: a call through a def function's
+# Python entry costs more than the scan itself.
+cdef bint _accepts_gzip(object accept_encoding) except -1:
     cdef Py_ssize_t n = 0, i, start, end, a, b, semi, eq
     cdef const unsigned char* p = _ascii(accept_encoding, &n)
     cdef int explicit = -1, star = -1, q
@@ -163,6 +169,10 @@ cdef tuple _COMPRESSIBLE = tuple(sorted(t.encode("ascii") for t in COMPRESSIBLE_
 
 def is_compressible(content_type, extra_types):
     """Whether a ``Content-Type`` names a media type worth compressing."""
+    return _is_compressible(content_type, extra_types)
+
+
+cdef bint _is_compressible(object content_type, object extra_types) except -1:
     cdef Py_ssize_t n = 0, a = 0, b = 0, i, slash = -1, kind_len, sub_len
     cdef const unsigned char* p = _ascii(content_type, &n)
     cdef const unsigned char* sub
