@@ -33,7 +33,11 @@ def load_compiled() -> ModuleType:
 
 
 def find_compiled() -> Tuple[Optional[ModuleType], str]:
-    """``(the compiled core, "")``, or ``(None, why it cannot be loaded)``."""
+    """``(the compiled core, "")``, or ``(None, why it is not used)``: the
+    switch is set (then the module is not imported at all), or it cannot be
+    loaded."""
+    if extensions_disabled():
+        return None, f"{SWITCH} is set: pure Python only"
     try:
         return load_compiled(), ""
     except Exception as exc:  # ImportError, or a broken build failing at init
@@ -43,9 +47,7 @@ def find_compiled() -> Tuple[Optional[ModuleType], str]:
 def _select() -> "Tuple[ModuleType, str]":
     from . import _core_py
 
-    if extensions_disabled():
-        return _core_py, "python"
-    if platform.python_implementation() != "CPython":
+    if extensions_disabled() or platform.python_implementation() != "CPython":
         return _core_py, "python"
     compiled, why = find_compiled()
     if compiled is None:

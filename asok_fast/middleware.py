@@ -302,7 +302,8 @@ class ResponseMiddleware:
             if _is_file_wrapper(environ, result):
                 capture.started()
             else:
-                _start(capture, iterator, pending)
+                if capture.status is None:
+                    _start(capture, iterator, pending)
                 may_compress = True
                 buffer = type(iterator) in _IN_MEMORY or self._core.buffer_length(capture.headers, settings.buffer_max) >= 0
                 if buffer:

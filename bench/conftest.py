@@ -2,8 +2,9 @@
 
 ``core`` yields each implementation, ids ``compiled`` and ``python`` (the words
 of ``asok_fast.IMPLEMENTATION``), so every whole-WSGI benchmark gives both
-medians side by side; the compiled one is skipped, visibly, until the
-extension is built and complete, and ``-m "not compiled"`` deselects it.
+medians side by side; the compiled one is skipped, visibly, when it cannot be
+loaded or ``ASOK_FAST_NO_EXTENSIONS`` is set (then it is never imported), and
+``-m "not compiled"`` deselects it.
 
 Workloads, stacks and checks come from ``asok_fast.benchmarks`` (the same
 definitions ``asok-fast bench`` uses).  Each benchmark's stack answers its
@@ -40,12 +41,10 @@ def _frameworks_loaded() -> Dict[str, str]:
 @pytest.fixture(scope="session", params=[pytest.param("compiled", marks=pytest.mark.compiled), "python"])
 def core(request: pytest.FixtureRequest) -> Any:
     """The core module under benchmark: ``_core_c`` or ``_core_py``."""
-    if request.param == "compiled":
-        compiled, reason = st.compiled_core()
-        if compiled is None:
-            pytest.skip(reason)
-        return compiled
-    return _core_py
+    cores, unavailable = st.twins()
+    if request.param not in cores:
+        pytest.skip(unavailable[request.param])
+    return cores[request.param]
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +55,7 @@ def bare_stack() -> st.Stack:
 @pytest.fixture(scope="session")
 def middleware_stack(core: Any, bare_stack: st.Stack) -> st.Stack:
     """ResponseMiddleware(bare_app, CONFIG) bound to the core under benchmark."""
-    name = "python" if core is _core_py else "compiled"
-    return st._middleware(name, core, bare_stack)
+    return st.middleware_stack("python" if core is _core_py else "compiled", core, bare_stack)
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +68,10 @@ def anchor_stacks() -> Tuple[Dict[str, st.Stack], Dict[str, str]]:
     """The Flask, Django and Asok stacks that can be built here (built once)."""
     built, unavailable = st.build_stacks()
     return {s.id: s for s in built}, unavailable
+
+
+@pytest.fixture(scope="session")
+def wrapped_stacks(core: Any, anchor_stacks: Tuple[Dict[str, st.Stack], Dict[str, str]]) -> Dict[str, st.Stack]:
+    """Each bare Flask or Django app wrapped by asok_fast on the core under benchmark."""
+    built, _ = anchor_stacks
+    return {name: st.wrapped_stack(built[name], core) for name in st.WRAPPED if name in built}

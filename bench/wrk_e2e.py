@@ -6,8 +6,9 @@
 Starts one gunicorn per app, each with one sync worker:
 
 * ``flask``            bare Flask;
-* ``flask+asok_fast``  the same Flask app wrapped by ResponseMiddleware (compiled core
-                       when built, else pure: the line says which);
+* ``flask+asok_fast``  the same Flask app wrapped by ResponseMiddleware, on the core
+                       the package selects (``asok_fast.IMPLEMENTATION``: the line
+                       says which);
 * ``flask+ext``        Flask + Flask-Compress (gzip, level 6) + Flask-CORS + Werkzeug ETags;
 
 checks each server's W1 answer over HTTP (gzip that decodes to the body, ETag,
@@ -40,6 +41,7 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
+from asok_fast import IMPLEMENTATION
 from asok_fast.benchmarks import stacks as st
 from asok_fast.benchmarks import workloads as wl
 
@@ -184,7 +186,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("wrk not found (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
     apps = [a.strip() for a in args.apps.split(",") if a.strip()]
-    core_name = st.best_core()[1]
+    core_name = IMPLEMENTATION  # the gunicorn workers inherit this environment, so select alike
     log_dir = tempfile.mkdtemp(prefix="asok-fast-wrk-")
     servers: Dict[str, Server] = {}
     samples: Dict[str, List[Dict[str, float]]] = {app: [] for app in apps}

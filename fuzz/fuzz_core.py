@@ -4,8 +4,12 @@ Every input (a byte string) is decoded into one case by :class:`Input`: which
 entry point, a configuration, a request (method and the header values the
 middleware reads), an app response (status line, header list, body and how
 the body is made) and a server that may stop reading early.  The case then
-runs through ``asok_fast._core_py`` and ``asok_fast._core_c`` and
-:func:`check` fails (raises :class:`Finding`) when
+runs through ``asok_fast._core_py`` and ``asok_fast._core_c`` (loaded by
+``asok_fast._core.load_compiled``; refused while ``ASOK_FAST_NO_EXTENSIONS`` is
+set), called directly with the core's plain data (the request tuple of
+``asok_fast._shared.Request``, a status line, a header list, a body) or through
+``ResponseMiddleware(app, config, _core_module=...)``, and :func:`check` fails
+(raises :class:`Finding`) when
 
 * the two disagree on anything a server would see: the exact status, header
   list (order and types), body bytes, chunk sequence, exception (type and
@@ -21,10 +25,11 @@ runs through ``asok_fast._core_py`` and ``asok_fast._core_c`` and
   bytes, ``close()`` exactly once, the app's header list and the environ left
   untouched.
 
-Entry points exercised: the parsers (``accepts_gzip``,
-``parse_if_none_match``, ``is_compressible``, ``origin_allowed``),
-``respond``, ``respond_stream`` (with ``GzipStream`` over the chunks),
-``preflight``, and whole ``ResponseMiddleware`` calls.
+Entry points exercised: the helpers (``accepts_gzip``,
+``parse_if_none_match``, ``is_compressible``, ``origin_allowed``, ``md5_hex``,
+``gzip_compress``), ``respond``, ``respond_stream`` (with ``GzipStream`` over
+the chunks) and ``buffer_length``, ``preflight``, and whole
+``ResponseMiddleware`` calls.
 
 Run it with atheris (coverage guided; see ``fuzz/run.sh``)::
 
@@ -44,7 +49,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import io
 import os
 import random
@@ -62,18 +66,26 @@ initial_values: Any = None
 KEYS: frozenset = frozenset()
 CORS_ANY = 1
 CORS_LIST = 2
+STREAM_GZIP = 1
 
 
 def load() -> None:
-    """Import the package (under atheris' instrumentation when fuzzing)."""
-    global py, cc, ResponseMiddleware, build_settings, initial_values, KEYS, CORS_ANY, CORS_LIST
+    """Import the package (under atheris' instrumentation when fuzzing).
+
+    ImportError when the compiled core cannot be loaded, or must not be
+    (``ASOK_FAST_NO_EXTENSIONS`` set): there is then nothing to compare.
+    """
+    global py, cc, ResponseMiddleware, build_settings, initial_values, KEYS, CORS_ANY, CORS_LIST, STREAM_GZIP
     if py is not None:
         return
-    from asok_fast import _config, _core_py
+    from asok_fast import _config, _core, _core_py, _shared
     from asok_fast.middleware import ResponseMiddleware as _RM
 
+    cc, why = _core.find_compiled()
+    if cc is None:
+        raise ImportError(f"the fuzz target compares the compiled core with the pure one ({why})")
     py = _core_py
-    cc = importlib.import_module("asok_fast._core_c")
+    STREAM_GZIP = _shared.STREAM_GZIP
     ResponseMiddleware = _RM
     build_settings = _config.build_settings
     initial_values = _config.initial_values
@@ -374,6 +386,12 @@ class Case:
         self.parser_value = inp.text(inp.pick([AE_PIECES, INM_PIECES, CT_PIECES, ORIGIN_PIECES]))
         self.parser_value = _fill(self.parser_value, self.tags)
 
+    @property
+    def request(self) -> Tuple[Any, ...]:
+        """What the middleware hands the core for this environ (``_shared.Request``)."""
+        get = self.environ.get
+        return (get("REQUEST_METHOD"), get("HTTP_ORIGIN"), get("HTTP_ACCEPT_ENCODING"), get("HTTP_IF_NONE_MATCH"), get("HTTP_IF_MODIFIED_SINCE"))
+
     def describe(self) -> str:
         lines = [f"mode={self.mode} kind={self.kind} cut={self.cut} limit={self.limit} may_compress={self.may_compress}"]
         lines.append(f"config={self.config!r}")
@@ -653,7 +671,7 @@ class Server:
             while tb is not None:
                 frames.append(tb.tb_frame.f_code.co_name)
                 tb = tb.tb_next
-            name = "header-shape" if frames and frames[-1] in ("_declared_length", "_is_event_stream") else "exception"
+            name = "header-shape" if frames and frames[-1] == "buffer_length" else "exception"
             raise finding(name, f"the middleware raised {exc!r} ({where}) in {' > '.join(frames[-4:])}") from exc
         self.log.append(("raised", where, *exc_key(exc)))
 
@@ -789,12 +807,17 @@ def _header_value(headers: List[Any], name: str) -> Optional[str]:
 
 def check_parsers(case: Case, settings: Any) -> None:
     value = case.parser_value
+    level = settings.gzip_level if settings is not None else 6
     for name, args in (
         ("accepts_gzip", (value,)),
         ("parse_if_none_match", (value,)),
         ("is_compressible", (value, settings.gzip_types if settings is not None else frozenset())),
+        ("md5_hex", (case.body,)),
+        ("gzip_compress", (case.body, level)),
     ):
         same(name, outcome(getattr(py, name), *args), outcome(getattr(cc, name), *args), case)
+    if gzip.decompress(py.gzip_compress(case.body, level)) != case.body:
+        raise Finding("gzip_compress output does not decode to its input")
     if settings is not None:
         for origin in (value, case.environ.get("HTTP_ORIGIN")):
             p = outcome(py.origin_allowed, settings, origin)
@@ -807,7 +830,7 @@ def check_parsers(case: Case, settings: Any) -> None:
 
 
 def check_respond(case: Case, settings: Any) -> None:
-    args = (settings, case.environ, case.status, case.headers, case.body)
+    args = (settings, case.request, case.status, case.headers, case.body)
     p, value = call(py.respond, *args)
     same("respond", p, outcome(cc.respond, *args), case)
     if p[0] != "returned":
@@ -825,14 +848,16 @@ def check_respond(case: Case, settings: Any) -> None:
 
 
 def check_respond_stream(case: Case, settings: Any) -> None:
-    args = (settings, case.environ, case.status, case.headers, case.may_compress)
+    args = (case.headers, settings.buffer_max)
+    same("buffer_length", outcome(py.buffer_length, *args), outcome(cc.buffer_length, *args), case)
+    args = (settings, case.request, case.status, case.headers, case.may_compress)
     p, value = call(py.respond_stream, *args)
     same("respond_stream", p, outcome(cc.respond_stream, *args), case)
     if p[0] != "returned":
         return
     status, out, mode = value
     check_headers(case, settings, status, out, case.headers, "respond_stream")
-    if mode == py.STREAM_GZIP:
+    if mode == STREAM_GZIP:
         chunks = parts(case.body, case.cut)
         results = []
         for core in (py, cc):
@@ -849,9 +874,10 @@ def check_respond_stream(case: Case, settings: Any) -> None:
 
 
 def check_preflight(case: Case, settings: Any) -> None:
-    if settings.cors == 0:
-        return  # the middleware only calls preflight() with CORS on
-    args = (settings, case.environ)
+    origin = case.environ.get("HTTP_ORIGIN")
+    if settings.cors == 0 or origin is None:
+        return  # the middleware only calls preflight() with CORS on and an Origin
+    args = (settings, origin, case.environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK"))
     p, out = call(py.preflight, *args)
     same("preflight", p, outcome(cc.preflight, *args), case)
     check_headers(case, settings, "204 No Content", out, [], "preflight")
@@ -941,7 +967,7 @@ def signature(data: bytes) -> Tuple[Any, ...]:
                 sig.append(names)
             sig.append(tuple(e[1] for e in log if e[0] == "raised"))
         elif case.mode == 1:
-            out = py.respond(settings, case.environ, case.status, case.headers, case.body) if isinstance(case.status, str) else None
+            out = py.respond(settings, case.request, case.status, case.headers, case.body) if isinstance(case.status, str) else None
             sig.append(None if out is None else (out[0][:1], len(out[1]) > 2, len(out[2]) > 0))
     return tuple(sig)
 

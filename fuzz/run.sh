@@ -66,8 +66,13 @@ if [ "${FUZZ_NATIVE:-0}" = 1 ]; then
 else
   install_atheris "$py"
 fi
-(cd / && "${preload[@]}" "$py" -c 'import asok_fast._core_c') || {
-  echo "asok_fast's compiled core is not importable by $py: pip install . first" >&2
+(cd / && "${preload[@]}" "$py" -c '
+import sys
+from asok_fast import _core
+compiled, why = _core.find_compiled()
+if compiled is None:
+    sys.exit(f"the fuzz target compares the compiled core with the pure one ({why})")') || {
+  echo "fuzz/run.sh needs asok_fast's compiled core, loadable by $py (pip install . first)" >&2
   exit 2
 }
 

@@ -54,12 +54,11 @@ CC="$cc" \
 CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" \
 LDFLAGS="-fsanitize=address" \
 ASOK_FAST_REQUIRE_EXTENSIONS=1 \
-ASOK_FAST_PGO=0 \
   "$work/venv/bin/pip" install -q --disable-pip-version-check --no-cache-dir "$work/src[test]" 2>&1 \
   | { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "the ASan build failed" >&2; exit 2; }
 
-so="$(cd / && LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0 "$work/venv/bin/python" -c 'import asok_fast._core_c as c; print(c.__file__)')"
+so="$(cd / && LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0 "$work/venv/bin/python" -c 'from asok_fast._core import load_compiled; print(load_compiled().__file__)')"
 if ! ldd "$so" | grep libasan >/dev/null; then  # not grep -q: with pipefail, ldd's SIGPIPE would count
   echo "the built extension $so is not linked with libasan" >&2
   exit 2

@@ -6,9 +6,11 @@
 Every workload W1..W6 (``asok_fast.benchmarks.workloads`` when it is there,
 else the minimal copies below) goes through two ``ResponseMiddleware``
 instances in turn, one per core, round robin, as a server calls them: a fresh
-environ per request, the body read to the end, ``close()`` called.  Every
-response is compared with the first one of its (core, workload) pair, byte
-for byte (status, header list, body), so nothing is lost along the way.
+environ per request, the body read to the end, ``close()`` called.  (Only the
+pure core, said so at the start, when the compiled one cannot be loaded or
+``ASOK_FAST_NO_EXTENSIONS`` is set.)  Every response is compared with the
+first one of its (core, workload) pair, byte for byte (status, header list,
+body), so nothing is lost along the way.
 
 After the warm-up (every pool, cache and free list filled) the script takes
 a garbage collection and reads
@@ -41,12 +43,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 import asok_fast
-from asok_fast import ResponseMiddleware, _core_py
-
-try:
-    from asok_fast import _core_c
-except ImportError:  # a pure install: the soak still runs, on one core
-    _core_c = None
+from asok_fast import ResponseMiddleware, _core, _core_py
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
@@ -147,12 +144,19 @@ def one(mw: Any, environ: Dict[str, Any]) -> Tuple[Any, Any, bytes]:
     return server.status, server.headers, body
 
 
+def cores() -> List[Tuple[str, Any]]:
+    """(name, core) of each twin to soak; says why when the compiled one is left out."""
+    compiled, why = _core.find_compiled()
+    if compiled is None:
+        print(f"compiled core: not soaked ({why})")
+        return [("python", _core_py)]
+    return [("compiled", compiled), ("python", _core_py)]
+
+
 def build() -> List[Tuple[str, str, Any, Callable[[], Dict[str, Any]]]]:
     """(core name, workload id, middleware, make_environ) for every pair."""
-    cores = [("compiled", _core_c)] if _core_c is not None else []
-    cores.append(("python", _core_py))
     plan = []
-    for name, core in cores:
+    for name, core in cores():
         mw = ResponseMiddleware(bare_app, dict(CONFIG), _core_module=core)
         shapes = workloads()
         tag = None

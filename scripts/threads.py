@@ -46,12 +46,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from asok_fast import ResponseMiddleware, _core_py
-
-try:
-    from asok_fast import _core_c
-except ImportError:
-    _core_c = None
+from asok_fast import ResponseMiddleware, _core, _core_py
 
 Header = Tuple[str, str]
 O1, O2 = "https://app.example.com", "https://admin.example.com"
@@ -359,10 +354,14 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="deadlock watchdog, seconds per run")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
-    cores = {"compiled": [_core_c], "python": [_core_py], "both": [_core_c, _core_py]}[args.core]
-    if None in cores:
-        print("the compiled core is not built", file=sys.stderr)
-        return 2
+    if args.core == "python":
+        cores = [_core_py]
+    else:
+        compiled, why = _core.find_compiled()
+        if compiled is None:
+            print(f"--core {args.core} needs the compiled core ({why})", file=sys.stderr)
+            return 2
+        cores = [compiled, _core_py] if args.core == "both" else [compiled]
     runner = run_waitress if args.waitress else run_in_process
     results = [runner(core, args.threads, args.requests, args.timeout) for core in cores]
     if args.json:

@@ -342,13 +342,16 @@ cdef int _ascii_header_id(const unsigned char* p, Py_ssize_t n) noexcept:
 cdef int _header_id(object name) except -1:
     cdef Py_ssize_t n = 0
     cdef const unsigned char* p = _ascii(name, &n)
-    cdef bytes lowered
-    if p == NULL:
-        # Not ASCII: classify str.lower() of it as the pure twin does (a few
-        # non-ASCII letters lower-case to ASCII ones, e.g. the Kelvin sign).
-        lowered = name.lower().encode("utf-8")
-        return _ascii_header_id(<const unsigned char*>PyBytes_AS_STRING(lowered), PyBytes_GET_SIZE(lowered))
-    return _ascii_header_id(p, n)
+    if p != NULL:
+        return _ascii_header_id(p, n)
+    # Not ASCII: classify str.lower() of it as the pure twin does (a few
+    # non-ASCII letters lower-case to ASCII ones, e.g. the Kelvin sign).
+    lowered = name.lower()
+    p = _ascii(lowered, &n)
+    if p != NULL:
+        return _ascii_header_id(p, n)
+    # Still not ASCII: none of the names read here, but a CORS header's prefix.
+    return H_CORS if lowered.startswith("access-control-") else H_OTHER
 
 
 # The header ids of _shared.NOT_IN_304 (derived from it at import).

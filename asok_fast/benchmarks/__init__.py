@@ -6,5 +6,7 @@
 * :mod:`.runner` - the interleaved measurement, the table, the targets, JSON and SVG output.
 
 Shipped with the package so that ``asok-fast bench`` runs from an install; the
-anchors need the ``bench`` extra (``pip install 'asok-fast[bench]'``).
+anchors need the ``bench`` extra (``pip install 'asok-fast[bench]'``).  Nothing
+a production install runs imports this package: the command line imports the
+runner only when ``bench`` is the subcommand.
 """

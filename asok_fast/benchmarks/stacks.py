@@ -1,30 +1,41 @@
 """What the benchmarks measure: stacks, each able to serve the workloads and prove it did its work.
 
 A *stack* is a WSGI callable (or, for the floor, a piece of bare C work) plus
-what it claims to do.  Stacks of one *framework* share a bare app, and a
-stack's overhead is its time minus that bare app's time on the same workload:
+what it claims to do.  Each stack but the bare ones names its ``bare`` stack (the
+same framework's app without the features), and its overhead is its time minus
+that bare stack's time on the same workload:
 
-========================  =========  =====================================================
-stack id                  framework  what it is
-========================  =========  =====================================================
-``bare``                  wsgi       :func:`.workloads.bare_app`, a route table
-``floor``                 wsgi       the C work through Python's bindings: ``hashlib.md5``
-                                     of the body, plus ``zlib.compressobj(6, DEFLATED, 31)``
-                                     compress + flush where the workload compresses
-``compiled`` / ``python`` wsgi       ``ResponseMiddleware(bare_app)`` on ``_core_c`` / ``_core_py``
-``flask``                 flask      a bare Flask app serving the same routes
-``flask+ext``             flask      + Flask-Compress (gzip, level 6), Flask-CORS and
-                                     Werkzeug's ``add_etag`` + ``make_conditional``
-``flask+asok_fast``       flask      the bare Flask app wrapped by ResponseMiddleware
-``django``                django     a bare Django project (no middleware)
-``django+mw``             django     + CorsMiddleware, GZipMiddleware, ConditionalGetMiddleware
-``django+asok_fast``      django     the bare Django app wrapped by ResponseMiddleware
-``asok``                  asok       a real Asok 0.8 project (``asok create``), GZIP and
-                                     CORS_ORIGINS off
-``asok+gzip+cors``        asok       the same project with GZIP and CORS_ORIGINS on
-========================  =========  =====================================================
+=============================  =========  ================================================
+stack id                       framework  what it is
+=============================  =========  ================================================
+``bare``                       wsgi       :func:`.workloads.bare_app`, a route table
+``floor``                      wsgi       the C work through Python's bindings:
+                                          ``hashlib.md5`` of the body, plus
+                                          ``zlib.compressobj(6, DEFLATED, 31)`` compress +
+                                          flush where the workload compresses
+``compiled`` / ``python``      wsgi       ``ResponseMiddleware(bare_app)`` bound to
+                                          ``_core_c`` / ``_core_py``
+``flask``                      flask      a bare Flask app serving the same routes
+``flask+ext``                  flask      + Flask-Compress (gzip, level 6), Flask-CORS and
+                                          Werkzeug's ``add_etag`` + ``make_conditional``
+``flask+asok_fast``            flask      the bare Flask app wrapped by ResponseMiddleware
+``django``                     django     a bare Django project (CommonMiddleware only,
+                                          as ``startproject`` leaves it)
+``django+mw``                  django     + CorsMiddleware, GZipMiddleware,
+                                          ConditionalGetMiddleware
+``django+asok_fast``           django     the bare Django app wrapped by ResponseMiddleware
+``django-nocommon``            django     a Django project without any middleware: its
+                                          bodies carry no Content-Length
+``django-nocommon+asok_fast``  django     that app wrapped by ResponseMiddleware
+``asok``                       asok       a real Asok 0.8 project (``asok create``), GZIP
+                                          and CORS_ORIGINS off
+``asok+gzip+cors``             asok       the same project with GZIP and CORS_ORIGINS on
+=============================  =========  ================================================
 
-Anchors are built only when their packages import (the ``bench`` extra).
+The ``*+asok_fast`` stacks run the core the package selects
+(``asok_fast.IMPLEMENTATION``: what a user of that framework gets); ``compiled``
+and ``python`` put the two twins side by side.  Anchors are built only when their
+packages import (the ``bench`` extra).
 Before a stack is timed on a workload, :meth:`Stack.prepare` sends the request
 once and checks the answer for what the stack claims (gzip that decodes to the
 bare body, an ETag, a ``304`` on W2, the CORS headers): a stack that silently
@@ -52,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from .. import _core_py
+from .. import _core, _core_py
 from ..middleware import ResponseMiddleware
 from . import workloads as wl
 from .workloads import CONFIG, GZIP_LEVEL, ORIGIN, WORKLOADS, Workload
@@ -63,11 +74,16 @@ __all__ = [
     "Cell",
     "Response",
     "Stack",
+    "FRAMEWORK_STACKS",
+    "WRAPPED",
     "build_stacks",
-    "compiled_core",
     "fetch",
     "load_frameworks",
+    "middleware_stack",
     "set_clock",
+    "twins",
+    "why_unavailable",
+    "wrapped_stack",
 ]
 
 WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -81,25 +97,19 @@ class CheckFailed(AssertionError):
     """A stack's answer does not show the work it claims to do."""
 
 
-# --- the compiled core ----------------------------------------------------------------
+# --- the two twins ------------------------------------------------------------------------
 
 
-def compiled_core() -> Tuple[Optional[types.ModuleType], str]:
-    """``(asok_fast._core_c, "")`` when it is built and complete, else ``(None, reason)``."""
-    try:
-        core = importlib.import_module("asok_fast._core_c")
-    except Exception as exc:  # not built, or broken at import
-        return None, f"compiled core not importable ({type(exc).__name__}: {exc})"
-    missing = [name for name in ("respond", "respond_stream", "preflight", "GzipStream") if not hasattr(core, name)]
-    if missing:
-        return None, f"compiled core incomplete (no {', '.join(missing)})"
-    return core, ""
+def twins() -> Tuple[Dict[str, types.ModuleType], Dict[str, str]]:
+    """The cores to measure side by side, ``{"compiled": _core_c, "python": _core_py}``,
+    and ``{"compiled": why it is missing}`` when it is.
 
-
-def best_core() -> Tuple[types.ModuleType, str]:
-    """The compiled core when usable, else the pure one, and its name."""
-    core, _ = compiled_core()
-    return (core, "compiled") if core is not None else (_core_py, "python")
+    With ``ASOK_FAST_NO_EXTENSIONS`` set the compiled twin is not imported at all.
+    """
+    compiled, why = _core.find_compiled()
+    if compiled is None:
+        return {"python": _core_py}, {"compiled": f"compiled core not loaded ({why})"}
+    return {"compiled": compiled, "python": _core_py}, {}
 
 
 # --- calling a WSGI app once ------------------------------------------------------------
@@ -502,10 +512,12 @@ def _flask_app(full: bool) -> WSGIApp:
 
 _DJANGO_URLCONF = "asok_fast_bench_django_urls"
 # Bare Django keeps CommonMiddleware, as every `startproject` does: it is what
-# sets Content-Length (without it a Django body is an iterable of unknown
-# length, which ResponseMiddleware must stream, with no ETag).  The order of
-# the full stack is the one Django's documentation gives.
+# sets Content-Length.  Without it (``django-nocommon``) a Django body has no
+# declared length and iterates over its list of chunks, which ResponseMiddleware
+# holds whole all the same (SPEC "Bodies").  The order of the full stack is the
+# one Django's documentation gives.
 _DJANGO_BARE_MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+_DJANGO_NOCOMMON_MIDDLEWARE: List[str] = []
 _DJANGO_MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.gzip.GZipMiddleware",
@@ -514,8 +526,9 @@ _DJANGO_MIDDLEWARE = [
 ]
 
 
-def _django_apps() -> Tuple[WSGIApp, WSGIApp]:
-    """(bare handler, handler with the three middleware), from one settings module."""
+def _django_apps() -> Tuple[WSGIApp, WSGIApp, WSGIApp]:
+    """(bare handler, handler with the three middleware, handler with no middleware
+    at all), from one settings module."""
     import django
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
@@ -552,11 +565,11 @@ def _django_apps() -> Tuple[WSGIApp, WSGIApp]:
         )
         django.setup(set_prefix=False)
     settings.ROOT_URLCONF = _DJANGO_URLCONF
-    settings.MIDDLEWARE = list(_DJANGO_BARE_MIDDLEWARE)
-    bare = WSGIHandler()  # reads MIDDLEWARE now
-    settings.MIDDLEWARE = list(_DJANGO_MIDDLEWARE)
-    full = WSGIHandler()
-    return bare, full
+    handlers = []
+    for middleware in (_DJANGO_BARE_MIDDLEWARE, _DJANGO_MIDDLEWARE, _DJANGO_NOCOMMON_MIDDLEWARE):
+        settings.MIDDLEWARE = list(middleware)
+        handlers.append(WSGIHandler())  # reads MIDDLEWARE now
+    return handlers[0], handlers[1], handlers[2]
 
 
 # --- Asok -------------------------------------------------------------------------------------
@@ -675,6 +688,28 @@ _ASOK_SKIP = {
 }
 
 
+#: The stacks each anchor framework's builder makes (``--anchors`` names the builders).
+FRAMEWORK_STACKS: Dict[str, Tuple[str, ...]] = {
+    "flask": ("flask", "flask+ext", "flask+asok_fast"),
+    "django": ("django", "django+mw", "django+asok_fast", "django-nocommon", "django-nocommon+asok_fast"),
+    "asok": ("asok", "asok+gzip+cors"),
+}
+
+
+#: The bare framework stacks that also run wrapped by asok_fast (``<id>+asok_fast``).
+WRAPPED: Tuple[str, ...] = ("flask", "django", "django-nocommon")
+
+
+def why_unavailable(stack_id: str, unavailable: Dict[str, str]) -> Optional[str]:
+    """Why ``stack_id`` was not built, from :func:`build_stacks`' second value."""
+    if stack_id in unavailable:
+        return unavailable[stack_id]
+    for framework, ids in FRAMEWORK_STACKS.items():
+        if stack_id in ids:
+            return unavailable.get(framework)
+    return None
+
+
 def load_frameworks() -> Dict[str, str]:
     """Import the anchor frameworks (so every measurement runs in a process that
     has loaded them); return ``{name: why it is unavailable}``."""
@@ -694,62 +729,62 @@ def load_frameworks() -> Dict[str, str]:
     return missing
 
 
-def build_stacks(anchors: Iterable[str] = ("flask", "django", "asok")) -> Tuple[List[Stack], Dict[str, str]]:
+def build_stacks(anchors: Iterable[str] = tuple(FRAMEWORK_STACKS)) -> Tuple[List[Stack], Dict[str, str]]:
     """All stacks that can be built here, and ``{stack or framework: why not}``."""
-    unavailable: Dict[str, str] = {}
     stacks: List[Stack] = []
     bare = Stack("bare", "wsgi", "bare", "bare WSGI app", wl.bare_app, copy_environ=False)
     stacks.append(bare)
     stacks.append(Stack("floor", "wsgi", "floor", "C-work floor (hashlib.md5 + zlib.compressobj)"))
-    compiled, reason = compiled_core()
-    if compiled is not None:
-        stacks.append(_middleware("compiled", compiled, bare))
-    else:
-        unavailable["compiled"] = reason
-    stacks.append(_middleware("python", _core_py, bare))
+    cores, unavailable = twins()
+    for name, core in cores.items():
+        stacks.append(middleware_stack(name, core, bare))
 
-    core, core_name = best_core()
     wanted = set(anchors)
     missing = load_frameworks()
     builders = {"flask": _flask_stacks, "django": _django_stacks, "asok": _asok_stacks}
     for name, builder in builders.items():
         if name not in wanted:
+            unavailable[name] = "not asked for"
             continue
         if name in missing:
             unavailable[name] = missing[name]
             continue
         try:
-            stacks.extend(builder(core, core_name))
+            stacks.extend(builder())
         except Exception as exc:  # a broken install must not hide the other results
             unavailable[name] = f"could not build ({type(exc).__name__}: {exc})"
     return stacks, unavailable
 
 
-def _middleware(core_name: str, core: types.ModuleType, bare: Stack) -> Stack:
+def middleware_stack(core_name: str, core: types.ModuleType, bare: Stack) -> Stack:
+    """``ResponseMiddleware(bare_app, CONFIG)`` bound to ``core``, as stack ``core_name``."""
     app = ResponseMiddleware(wl.bare_app, dict(CONFIG), _core_module=core)
     return Stack(core_name, "wsgi", "middleware", f"asok_fast ({core_name} core)", app, ALL_FEATURES, False, bare=bare)
 
 
-def _wrapped(framework: str, app: WSGIApp, core: types.ModuleType, core_name: str, bare: Stack) -> Stack:
-    wrapped = ResponseMiddleware(app, dict(CONFIG), _core_module=core)
-    return Stack(f"{framework}+asok_fast", framework, "middleware", f"{framework.title()} wrapped by asok_fast ({core_name})", wrapped, ALL_FEATURES, bare=bare)
+def wrapped_stack(bare: Stack, core: Optional[types.ModuleType] = None) -> Stack:
+    """``bare``'s app wrapped by ResponseMiddleware, bound to ``core`` (default: the
+    core the package selected, as a user gets it), as stack ``<bare>+asok_fast``."""
+    app = ResponseMiddleware(bare.app, dict(CONFIG), _core_module=core)  # type: ignore[arg-type]
+    label = f"{bare.label} + asok_fast ({app.implementation} core)"
+    return Stack(f"{bare.id}+asok_fast", bare.framework, "middleware", label, app, ALL_FEATURES, bare=bare)
 
 
-def _flask_stacks(core: types.ModuleType, core_name: str) -> List[Stack]:
-    bare_app = _flask_app(full=False)
-    bare = Stack("flask", "flask", "bare", "bare Flask", bare_app)
+def _flask_stacks() -> List[Stack]:
+    bare = Stack("flask", "flask", "bare", "bare Flask", _flask_app(full=False))
     full = Stack("flask+ext", "flask", "anchor", "Flask + Flask-Compress + Flask-CORS + add_etag/make_conditional", _flask_app(full=True), ALL_FEATURES, bare=bare)
-    return [bare, full, _wrapped("flask", bare_app, core, core_name, bare)]
+    return [bare, full, wrapped_stack(bare)]
 
 
-def _django_stacks(core: types.ModuleType, core_name: str) -> List[Stack]:
-    bare_app, full_app = _django_apps()
+def _django_stacks() -> List[Stack]:
+    bare_app, full_app, nocommon_app = _django_apps()
     bare = Stack("django", "django", "bare", "bare Django", bare_app)
     full = Stack("django+mw", "django", "anchor", "Django + CorsMiddleware + GZipMiddleware + ConditionalGetMiddleware", full_app, ALL_FEATURES, bare=bare)
-    return [bare, full, _wrapped("django", bare_app, core, core_name, bare)]
+    nocommon = Stack("django-nocommon", "django", "bare", "bare Django without CommonMiddleware", nocommon_app)
+    return [bare, full, wrapped_stack(bare), nocommon, wrapped_stack(nocommon)]
 
 
-def _asok_stacks(core: types.ModuleType, core_name: str) -> List[Stack]:
+def _asok_stacks() -> List[Stack]:
     off, on = _asok_apps()
     bare = Stack("asok", "asok", "bare", "Asok 0.8, GZIP and CORS_ORIGINS off", off, skip=dict(_ASOK_SKIP))
     full = Stack("asok+gzip+cors", "asok", "anchor", "Asok 0.8, GZIP and CORS_ORIGINS on", on, frozenset({GZIP, CORS}), skip=dict(_ASOK_SKIP), bare=bare)
@@ -759,22 +794,22 @@ def _asok_stacks(core: types.ModuleType, core_name: str) -> List[Stack]:
 def gunicorn_app(name: str) -> WSGIApp:
     """A WSGI app for ``gunicorn 'asok_fast.benchmarks.stacks:gunicorn_app("NAME")'``.
 
-    ``flask``, ``flask+asok_fast``, ``flask+ext``, ``bare``, ``compiled``, ``python``.
+    ``flask``, ``flask+asok_fast`` (the selected core), ``flask+ext``, ``bare``,
+    ``compiled``, ``python``.
     """
     if name == "bare":
         return wl.bare_app
     if name in ("compiled", "python"):
-        core = compiled_core()[0] if name == "compiled" else _core_py
-        if core is None:
-            raise RuntimeError(compiled_core()[1])
-        return ResponseMiddleware(wl.bare_app, dict(CONFIG), _core_module=core)
+        cores, unavailable = twins()
+        if name not in cores:
+            raise RuntimeError(unavailable[name])
+        return ResponseMiddleware(wl.bare_app, dict(CONFIG), _core_module=cores[name])
     if name == "flask":
         return _flask_app(full=False)
     if name == "flask+ext":
         return _flask_app(full=True)
     if name == "flask+asok_fast":
-        core, _ = best_core()
-        return ResponseMiddleware(_flask_app(full=False), dict(CONFIG), _core_module=core)
+        return ResponseMiddleware(_flask_app(full=False), dict(CONFIG))
     raise ValueError(f"unknown app {name!r}")
 
 
