@@ -38,6 +38,10 @@ def find_compiled() -> Tuple[Optional[ModuleType], str]:
     loaded."""
     if extensions_disabled():
         return None, f"{SWITCH} is set: pure Python only"
+    return _try_load()
+
+
+def _try_load() -> Tuple[Optional[ModuleType], str]:
     try:
         return load_compiled(), ""
     except Exception as exc:  # ImportError, or a broken build failing at init
@@ -49,7 +53,7 @@ def _select() -> "Tuple[ModuleType, str]":
 
     if extensions_disabled() or platform.python_implementation() != "CPython":
         return _core_py, "python"
-    compiled, why = find_compiled()
+    compiled, why = _try_load()
     if compiled is None:
         warnings.warn(
             f"asok_fast: the compiled core could not be loaded ({why}); using the pure-Python implementation",

@@ -86,6 +86,7 @@ from asok_fast._shared import (
     header_pair,
     merge_vary,
     normalize_etag,
+    request_fields,
     status_code,
 )
 

@@ -22,6 +22,7 @@ __all__ = [
     "TCHARS",
     "OWS",
     "STAR",
+    "request_fields",
     "bad_header",
     "not_bytes",
     "level_error",
@@ -79,6 +80,13 @@ TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS
 OWS = " \t"
 #: ``parse_if_none_match`` result for ``If-None-Match: *``.
 STAR = "*"
+
+
+def request_fields(request: Request) -> Request:
+    """``request``'s five fields, unpacked as the pure core unpacks them (so a
+    tuple of another length fails with Python's own message in both twins)."""
+    method, origin, accept_encoding, if_none_match, if_modified_since = request
+    return method, origin, accept_encoding, if_none_match, if_modified_since
 
 
 # --- errors -----------------------------------------------------------------------------

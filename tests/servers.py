@@ -19,7 +19,6 @@ one when it is built and ``ASOK_FAST_NO_EXTENSIONS`` is not set); a server start
 from __future__ import annotations
 
 import http.client
-import importlib
 import json
 import os
 import re
@@ -41,18 +40,16 @@ _PORT_RE = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 def compiled_available() -> bool:
     """Whether the compiled core imports here (what a server picks by default)."""
-    try:
-        importlib.import_module("asok_fast._core_c")
-    except ImportError:
-        return False
-    return True
+    from asok_fast import _core
+
+    return _core.find_compiled()[0] is not None
 
 
 def default_implementation() -> str:
     """The core a server started with this test run's environment must report."""
-    from asok_fast._core import extensions_disabled
+    from asok_fast import _core
 
-    if extensions_disabled(os.environ.get("ASOK_FAST_NO_EXTENSIONS")):
+    if _core.extensions_disabled():
         return "python"
     return "compiled" if compiled_available() else "python"
 

@@ -1,33 +1,63 @@
 """SPEC "Bodies": what the middleware does with every kind of WSGI response body.
 
-Buffered bodies (lists, tuples, iterables declaring a small ``Content-Length``),
+Buffered bodies (lists, tuples, iterables over chunks already in memory such as
+Django's ``HttpResponse``, iterables declaring a small ``Content-Length``),
 streams (never read ahead; gzipped chunk by chunk with a sync flush each),
-``wsgi.file_wrapper`` passthrough, ``HEAD``, ``close()`` exactly once on every
-path, ``exc_info`` and ``write()`` as PEP 3333 has them, and responses that
-cannot carry a body.  Every test runs against both cores through ``make_mw``.
+``wsgi.file_wrapper`` passthrough, ``HEAD`` (no body byte, with every feature
+off too), ``close()`` exactly once on every path, ``exc_info`` and ``write()``
+as PEP 3333 has them, and responses that cannot carry a body.  Every test runs
+against both cores through ``make_mw``.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import sys
 import zlib
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 from wsgiref.handlers import SimpleHandler
 from wsgiref.util import FileWrapper
 
 import pytest
 
 try:  # tests/ may or may not be a package
-    from .wsgi_helpers import ClosingList, call, environ, gzip_reference
+    from .wsgi_helpers import (
+        HTML,
+        ClosingList,
+        InMemory,
+        Server,
+        Tracked,
+        call,
+        consume,
+        django_app,
+        environ,
+        gzip_reference,
+        lazy_app,
+        md5_tag as tag,
+        sync_flush_reference,
+        wsgi_app,
+    )
 except ImportError:
-    from wsgi_helpers import ClosingList, call, environ, gzip_reference
+    from wsgi_helpers import (
+        HTML,
+        ClosingList,
+        InMemory,
+        Server,
+        Tracked,
+        call,
+        consume,
+        django_app,
+        environ,
+        gzip_reference,
+        lazy_app,
+        md5_tag as tag,
+        sync_flush_reference,
+        wsgi_app,
+    )
 
 Header = Tuple[str, str]
 
-HTML = "text/html; charset=utf-8"
 BODY = b"".join(b"<li>item %04d: the quick brown fox jumps</li>\n" % i for i in range(40))
 CHUNKS = [BODY[:500], BODY[500:1100], BODY[1100:]]
 ACCEPT_GZIP = {"Accept-Encoding": "gzip"}
@@ -35,130 +65,6 @@ GZIP_ON = {"GZIP": True}
 CORS_METHODS = ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, PATCH, OPTIONS")
 CORS_HEADERS = ("Access-Control-Allow-Headers", "Content-Type, X-CSRF-Token, Authorization")
 VARY_AE = ("Vary", "Accept-Encoding")
-
-
-def tag(body: bytes, suffix: str = "") -> str:
-    return f'"{hashlib.md5(body).hexdigest()}{suffix}"'
-
-
-def sync_flush_reference(chunks: Sequence[bytes], level: int = 6) -> List[bytes]:
-    """A gzipped stream as SPEC has it: one sync-flushed block per non-empty chunk,
-    ``b""`` for an empty one, then the end of the member."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-    out = [compressor.compress(c) + compressor.flush(zlib.Z_SYNC_FLUSH) if c else b"" for c in chunks]
-    out.append(compressor.flush())
-    return out
-
-
-class Tracked:
-    """An app iterable that is not a list: yields ``chunks`` one at a time and
-    records how far it was advanced and how often it was closed.
-
-    ``fail_at``: raise ``error`` instead of producing chunk number ``fail_at``;
-    ``close_error``: raised by ``close()`` (after counting the call).
-    """
-
-    def __init__(
-        self,
-        chunks: Sequence[Any],
-        fail_at: Optional[int] = None,
-        error: Optional[BaseException] = None,
-        close_error: Optional[BaseException] = None,
-    ) -> None:
-        self.chunks = list(chunks)
-        self.produced = 0
-        self.closed = 0
-        self.read_after_close = 0
-        self.fail_at = fail_at
-        self.error = error
-        self.close_error = close_error
-
-    def __iter__(self) -> "Tracked":
-        return self
-
-    def __next__(self) -> Any:
-        if self.closed:
-            self.read_after_close += 1
-        if self.fail_at is not None and self.produced == self.fail_at:
-            assert self.error is not None
-            raise self.error
-        if self.produced == len(self.chunks):
-            raise StopIteration
-        self.produced += 1
-        return self.chunks[self.produced - 1]
-
-    def close(self) -> None:
-        self.closed += 1
-        if self.close_error is not None:
-            raise self.close_error
-
-
-def wsgi_app(
-    body: Callable[[], Any],
-    status: str = "200 OK",
-    headers: Sequence[Header] = (("Content-Type", HTML),),
-) -> Callable[..., Any]:
-    """An app answering ``status``/``headers`` with a fresh ``body()``; records environs."""
-
-    def app(env: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        app.environs.append(dict(env))  # type: ignore[attr-defined]
-        start_response(status, list(headers))
-        return body()
-
-    app.environs = []  # type: ignore[attr-defined]
-    return app
-
-
-class Server:
-    """The server side of one request, for tests that iterate by hand.
-
-    Records every ``start_response`` call; like a real server it re-raises an
-    ``exc_info`` once a body byte went out (PEP 3333), and it has no use for
-    ``write()`` from the middleware.
-    """
-
-    def __init__(self) -> None:
-        self.calls: List[Tuple[str, List[Header], Any]] = []
-        self.body_started = False
-        self.on_start: Optional[Callable[[], None]] = None
-
-    def start_response(self, status: str, headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
-        if exc_info is not None and self.body_started:
-            raise exc_info[1].with_traceback(exc_info[2])
-        self.calls.append((status, list(headers), exc_info))
-        if self.on_start is not None:
-            self.on_start()
-        return self.write
-
-    def write(self, data: bytes) -> None:
-        raise AssertionError("the middleware called the server's write()")
-
-    def serve(self, mw: Callable[..., Any], method: str = "GET", headers: Optional[Dict[str, str]] = None, **extra: Any) -> Any:
-        return mw(environ(method, "/", headers, **extra), self.start_response)
-
-    @property
-    def status(self) -> str:
-        assert len(self.calls) == 1, self.calls
-        return self.calls[0][0]
-
-    @property
-    def headers(self) -> List[Header]:
-        assert len(self.calls) == 1, self.calls
-        return self.calls[0][1]
-
-
-def consume(iterable: Any, server: Optional[Server] = None) -> List[bytes]:
-    out = []
-    try:
-        for chunk in iterable:
-            if server is not None:
-                server.body_started = True
-            out.append(chunk)
-    finally:
-        close = getattr(iterable, "close", None)
-        if close is not None:
-            close()
-    return out
 
 
 # --- buffered bodies ---------------------------------------------------------------
@@ -267,7 +173,7 @@ def test_app_length_is_corrected_on_a_buffered_iterable(make_mw: Any) -> None:
     # The app declared fewer bytes than it sent: the buffered response carries
     # the length of what goes out.
     headers = (("Content-Type", "application/octet-stream"), ("Content-Length", "10"))
-    mw = make_mw(wsgi_app(lambda: iter(CHUNKS), headers=headers))
+    mw = make_mw(wsgi_app(lambda: (chunk for chunk in CHUNKS), headers=headers))
     result = call(mw)
     assert result.headers == [
         ("Content-Type", "application/octet-stream"),
@@ -580,6 +486,152 @@ def test_head_for_an_app_that_sends_no_body_to_head(make_mw: Any) -> None:
     assert call(mw, "HEAD", headers={"If-None-Match": tag(BODY)}).status == "304 Not Modified"
 
 
+# --- HEAD with every feature off ----------------------------------------------------------
+#
+# SPEC: HEAD sends no body byte in every configuration.  With ETAG off, no GZIP and no CORS
+# the middleware has nothing to add: the app's status and headers go out as they are, and
+# its body is closed unread.
+
+EVERY_FEATURE_OFF = {"ETAG": False}
+
+
+def _head_off_app(kind: str, made: List[Any], files: List[RecordingFile]) -> Callable[..., Any]:
+    # The app's own headers, a stale Content-Length included: passed on as they are.
+    headers = [("Content-Type", HTML), ("Content-Length", "10"), ("X-App", "1")]
+
+    def app(env: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if kind == "list":
+            write = start_response("200 OK", list(headers))
+            write(CHUNKS[0])
+            made.append(ClosingList(CHUNKS[1:]))
+        elif kind == "lazy-iterable":
+            made.append(Tracked(CHUNKS, start=lambda: start_response("200 OK", list(headers))))
+        else:
+            start_response("200 OK", list(headers))
+            files.append(RecordingFile(BODY))
+            made.append(env["wsgi.file_wrapper"](files[-1], 512))
+        return made[-1]
+
+    return app
+
+
+@pytest.mark.parametrize("kind", ["list", "lazy-iterable", "file-wrapper"])
+def test_head_with_every_feature_off_sends_no_body(make_mw: Any, kind: str) -> None:
+    made: List[Any] = []
+    files: List[RecordingFile] = []
+    mw = make_mw(_head_off_app(kind, made, files), EVERY_FEATURE_OFF)
+    app_headers = [("Content-Type", HTML), ("Content-Length", "10"), ("X-App", "1")]
+
+    server = Server()
+    chunks = consume(server.serve(mw, "HEAD", **{"wsgi.file_wrapper": FileWrapper}), server)
+    assert server.calls == [("200 OK", app_headers, None)]
+    assert chunks == []
+    assert server.written == []
+    if kind == "file-wrapper":
+        assert (files[0].reads, files[0].closes) == (0, 1)
+    else:
+        assert made[0].closed == 1
+    if kind == "lazy-iterable":
+        assert made[0].produced == 1  # only as far as start_response: nothing of it is sent
+
+    get = call(mw, **{"wsgi.file_wrapper": FileWrapper})
+    assert (get.status, get.headers) == ("200 OK", app_headers)
+    assert get.body == BODY  # GET is the app's own answer, untouched
+
+
+# --- iterables over chunks already in memory -----------------------------------------------
+#
+# SPEC: an iterable whose iterator is a list or tuple iterator is finite and buffered like a
+# list (ETag, 304, Content-Length, gzip above GZIP_MIN_SIZE only), even without a
+# Content-Length of its own: Django's HttpResponse without CommonMiddleware is one.
+
+
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_iterable_over_chunks_in_memory_is_buffered(make_mw: Any, kind: type) -> None:
+    app = wsgi_app(lambda: InMemory(CHUNKS, kind))
+    mw = make_mw(app, GZIP_ON)
+    plain = call(mw)
+    assert plain.status == "200 OK"
+    assert plain.headers == [("Content-Type", HTML), ("Content-Length", str(len(BODY))), ("ETag", tag(BODY)), VARY_AE]
+    assert plain.chunks == [BODY]
+
+    packed = call(mw, headers=ACCEPT_GZIP)
+    compressed = gzip_reference(BODY)
+    assert packed.status == "200 OK"
+    assert packed.headers == [
+        ("Content-Type", HTML),
+        ("Content-Encoding", "gzip"),
+        ("Content-Length", str(len(compressed))),
+        ("ETag", tag(BODY, "-gzip")),
+        VARY_AE,
+    ]
+    assert packed.chunks == [compressed]
+    assert gzip.decompress(packed.body) == BODY
+
+    for sent in (tag(BODY), tag(BODY, "-gzip")):
+        again = call(mw, headers={"If-None-Match": sent, **ACCEPT_GZIP})
+        assert (again.status, again.headers, again.chunks) == ("304 Not Modified", [("ETag", tag(BODY, "-gzip")), VARY_AE], [])
+        identity = call(mw, headers={"If-None-Match": sent})
+        assert (identity.status, identity.headers, identity.chunks) == ("304 Not Modified", [("ETag", tag(BODY)), VARY_AE], [])
+
+    head = call(mw, "HEAD", headers=ACCEPT_GZIP)
+    assert (head.status, head.headers, head.chunks) == ("200 OK", packed.headers, [])
+    assert [(body.iterations, body.closed) for body in app.bodies] == [(1, 1)] * 7  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", [list, tuple])
+def test_small_iterable_over_chunks_in_memory_is_not_compressed(make_mw: Any, kind: type) -> None:
+    small = BODY[:100]
+    app = wsgi_app(lambda: InMemory([small[:40], b"", small[40:]], kind))
+    result = call(make_mw(app, GZIP_ON), headers=ACCEPT_GZIP)
+    assert result.status == "200 OK"
+    assert result.headers == [("Content-Type", HTML), ("Content-Length", "100"), ("ETag", tag(small))]
+    assert result.chunks == [small]
+    assert app.bodies[0].closed == 1  # type: ignore[attr-defined]
+
+    # The same chunks from a stream of unknown length are compressed: that one counts as
+    # large enough, this one is known to be 100 bytes.
+    streamed = call(make_mw(wsgi_app(lambda: Tracked([small[:40], b"", small[40:]])), GZIP_ON), headers=ACCEPT_GZIP)
+    assert streamed.headers == [("Content-Type", HTML), ("Content-Encoding", "gzip"), VARY_AE]
+    assert streamed.chunks == sync_flush_reference([small[:40], b"", small[40:]])
+
+
+def test_django_httpresponse_without_common_middleware_gets_etag_and_304(make_mw: Any) -> None:
+    pytest.importorskip("django", reason="the Django test needs django installed")
+    from django.core.signals import request_finished
+
+    page = b"<!doctype html><title>Django</title>" + BODY
+    mw = make_mw(django_app(page), GZIP_ON)
+    closes: List[int] = []
+
+    def count(sender: Any, **kwargs: Any) -> None:
+        closes.append(1)
+
+    request_finished.connect(count)
+    try:
+        full = call(mw)
+        assert full.status == "200 OK"
+        assert full.headers == [("Content-Type", HTML), ("Content-Length", str(len(page))), ("ETag", tag(page)), VARY_AE]
+        assert full.chunks == [page]
+
+        packed = call(mw, headers=ACCEPT_GZIP)
+        compressed = gzip_reference(page)
+        assert packed.headers == [
+            ("Content-Type", HTML),
+            ("Content-Encoding", "gzip"),
+            ("Content-Length", str(len(compressed))),
+            ("ETag", tag(page, "-gzip")),
+            VARY_AE,
+        ]
+        assert packed.chunks == [compressed]
+
+        again = call(mw, headers={"If-None-Match": tag(page, "-gzip"), **ACCEPT_GZIP})
+        assert (again.status, again.headers, again.chunks) == ("304 Not Modified", [("ETag", tag(page, "-gzip")), VARY_AE], [])
+        assert closes == [1, 1, 1]  # HttpResponse.close(), once per request
+    finally:
+        request_finished.disconnect(count)
+
+
 # --- close() exactly once ------------------------------------------------------------------
 
 
@@ -784,21 +836,6 @@ def test_str_passed_to_write_raises_type_error(make_mw: Any) -> None:
 
 
 # --- start_response: lazily, twice, exc_info -----------------------------------------------
-
-
-def lazy_app(chunks: Sequence[bytes], status: str = "200 OK", headers: Sequence[Header] = (("Content-Type", HTML),), log: Optional[List[str]] = None) -> Callable[..., Any]:
-    """PEP 3333 lets start_response wait until the first next() of the body."""
-
-    def app(env: Dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
-        def body() -> Iterator[bytes]:
-            start_response(status, list(headers))
-            if log is not None:
-                log.append("started")
-            yield from chunks
-
-        return body()
-
-    return app
 
 
 def test_lazy_start_response_in_a_gzip_stream(make_mw: Any) -> None:

@@ -6,7 +6,6 @@ the whole header list.  Expected defaults are written out from SPEC.md's tables,
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 import threading
@@ -16,9 +15,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 try:  # tests/ may or may not be a package
-    from .wsgi_helpers import call, gzip_reference, make_app
+    from .wsgi_helpers import call, gzip_reference, make_app, md5_tag as tag
 except ImportError:
-    from wsgi_helpers import call, gzip_reference, make_app
+    from wsgi_helpers import call, gzip_reference, make_app, md5_tag as tag
 
 Header = Tuple[str, str]
 
@@ -44,10 +43,6 @@ TEXT = "text/html; charset=utf-8"
 TRUSTED = "https://trusted.com"
 METHODS = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-CSRF-Token, Authorization"
-
-
-def tag(body: bytes, suffix: str = "") -> str:
-    return '"' + hashlib.md5(body).hexdigest() + suffix + '"'
 
 
 def body_of(size: int) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import gzip
-import io
 import os
 import sys
 import zlib
@@ -21,9 +20,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import pytest
 
 try:  # tests/ may or may not be a package
-    from .wsgi_helpers import environ
+    from .wsgi_helpers import Server, Tracked, consume
 except ImportError:
-    from wsgi_helpers import environ
+    from wsgi_helpers import Server, Tracked, consume
 
 LEVEL = 6
 CONFIG = {"GZIP": True, "GZIP_MIN_SIZE": 100, "GZIP_LEVEL": LEVEL, "CORS_ORIGINS": ["https://a.example"]}
@@ -37,33 +36,11 @@ class Boom(Exception):
     """The app's own error."""
 
 
-class Body:
+def make_body(chunks: Sequence[Any], fail_at: Optional[int] = None, close_error: Optional[BaseException] = None) -> Tracked:
     """A streamed app body: ``chunks`` one by one, ``fail_at`` raises instead of
     that chunk, ``close_error`` is raised by ``close()`` (after counting)."""
-
-    def __init__(self, chunks: Sequence[Any], fail_at: int = -1, close_error: Optional[BaseException] = None) -> None:
-        self.chunks = list(chunks)
-        self.fail_at = fail_at
-        self.close_error = close_error
-        self.index = 0
-        self.closed = 0
-
-    def __iter__(self) -> "Body":
-        return self
-
-    def __next__(self) -> Any:
-        if self.index == self.fail_at:
-            self.index += 1
-            raise Boom(f"failed at chunk {self.fail_at}")
-        if self.index >= len(self.chunks):
-            raise StopIteration
-        self.index += 1
-        return self.chunks[self.index - 1]
-
-    def close(self) -> None:
-        self.closed += 1
-        if self.close_error is not None:
-            raise self.close_error
+    error = Boom(f"failed at chunk {fail_at}") if fail_at is not None else None
+    return Tracked(chunks, fail_at=fail_at, error=error, close_error=close_error)
 
 
 class Router:
@@ -78,7 +55,7 @@ class Router:
 
 def ok_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
     start_response("200 OK", [("Content-Type", TEXT)])
-    return Body(CHUNKS)
+    return make_body(CHUNKS)
 
 
 def ok_list_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -86,36 +63,17 @@ def ok_list_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> 
     return [BODY]
 
 
-class Server:
-    """The server side: records start_response and pulls chunks."""
-
-    def __init__(self) -> None:
-        self.calls: List[Tuple[str, List[Tuple[str, str]], Any]] = []
-
-    def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-        if exc_info is not None and self.calls:
-            raise exc_info[1].with_traceback(exc_info[2])
-        self.calls.append((status, list(headers), exc_info))
-        return lambda data: None
-
-
-def request(mw: Any, headers: Optional[Dict[str, str]] = None) -> Tuple[Server, Any]:
+def request(mw: Any, method: str = "GET") -> Tuple[Server, Any]:
     server = Server()
-    result = mw(environ("GET", "/", REQUEST if headers is None else headers), server.start_response)
-    return server, result
+    return server, server.serve(mw, method, headers=REQUEST)
 
 
-def full(mw: Any, headers: Optional[Dict[str, str]] = None) -> Tuple[str, List[Tuple[str, str]], bytes]:
+def full(mw: Any) -> Tuple[str, List[Tuple[str, str]], bytes]:
     """A complete request (read to the end, closed): status, headers, body."""
-    server, result = request(mw, headers)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+    server, result = request(mw)
+    chunks = consume(result, server)
     status, out, _ = server.calls[-1]
-    return status, out, body
+    return status, out, b"".join(chunks)
 
 
 def pool(core: Any) -> Optional[int]:
@@ -160,7 +118,7 @@ def test_raises_before_start_response(setup: Any, core: Any) -> None:
     idle = pool(core)
     server = Server()
     with pytest.raises(Boom) as raised:
-        mw(environ("GET", "/", REQUEST), server.start_response)
+        server.serve(mw, headers=REQUEST)
     assert raised.value is error  # unchanged, not wrapped
     assert server.calls == []
     assert pool(core) == idle
@@ -179,7 +137,7 @@ def test_raises_after_start_response(setup: Any, core: Any) -> None:
     idle = pool(core)
     server = Server()
     with pytest.raises(Boom) as raised:
-        mw(environ("GET", "/", REQUEST), server.start_response)
+        server.serve(mw, headers=REQUEST)
     assert raised.value is error
     assert server.calls == []  # nothing reached the server: it can still send a 500
     assert pool(core) == idle
@@ -192,7 +150,7 @@ def test_raises_mid_stream(setup: Any, core: Any, fail_at: int) -> None:
     went out, the error propagates from ``next()``, ``close()`` runs once and the
     compressor state goes back."""
     mw, router, check_next = setup
-    body = Body(CHUNKS, fail_at=fail_at)
+    body = make_body(CHUNKS, fail_at=fail_at)
     router.handler = lambda environ, start_response: (start_response("200 OK", [("Content-Type", TEXT)]), body)[1]
     idle = pool(core)
     server, result = request(mw)
@@ -219,7 +177,7 @@ def test_raises_while_buffering(setup: Any, core: Any) -> None:
     """A body declaring a small Content-Length is buffered: the failure comes
     out of the call itself, after the middleware closed the body once."""
     mw, router, check_next = setup
-    body = Body(CHUNKS, fail_at=2)
+    body = make_body(CHUNKS, fail_at=2)
     router.handler = lambda environ, start_response: (
         start_response("200 OK", [("Content-Type", TEXT), ("Content-Length", str(len(BODY)))]),
         body,
@@ -227,7 +185,7 @@ def test_raises_while_buffering(setup: Any, core: Any) -> None:
     idle = pool(core)
     server = Server()
     with pytest.raises(Boom):
-        mw(environ("GET", "/", REQUEST), server.start_response)
+        server.serve(mw, headers=REQUEST)
     assert server.calls == []
     assert body.closed == 1
     assert pool(core) == idle
@@ -240,7 +198,7 @@ def test_close_raises(setup: Any, core: Any, read: int) -> None:
     comes out of the middleware's close(), the compressor is back first."""
     mw, router, check_next = setup
     error = Boom("close failed")
-    body = Body(CHUNKS, close_error=error)
+    body = make_body(CHUNKS, close_error=error)
     router.handler = lambda environ, start_response: (start_response("200 OK", [("Content-Type", TEXT)]), body)[1]
     idle = pool(core)
     server, result = request(mw)
@@ -260,14 +218,14 @@ def test_close_raises(setup: Any, core: Any, read: int) -> None:
 def test_close_raises_on_buffered_body(setup: Any, core: Any) -> None:
     mw, router, check_next = setup
     error = Boom("close failed")
-    body = Body(CHUNKS, close_error=error)
+    body = make_body(CHUNKS, close_error=error)
     router.handler = lambda environ, start_response: (
         start_response("200 OK", [("Content-Type", TEXT), ("Content-Length", str(len(BODY)))]),
         body,
     )[1]
     server = Server()
     with pytest.raises(Boom) as raised:
-        mw(environ("GET", "/", REQUEST), server.start_response)
+        server.serve(mw, headers=REQUEST)
     assert raised.value is error
     assert body.closed == 1
     check_next()
@@ -277,7 +235,7 @@ def test_close_raises_on_buffered_body(setup: Any, core: Any) -> None:
 def test_client_disconnects_mid_stream(setup: Any, core: Any, read: int) -> None:
     """The server stops after ``read`` chunks and calls close() early."""
     mw, router, check_next = setup
-    body = Body(CHUNKS)
+    body = make_body(CHUNKS)
     router.handler = lambda environ, start_response: (start_response("200 OK", [("Content-Type", TEXT)]), body)[1]
     idle = pool(core)
     server, result = request(mw)
@@ -325,7 +283,7 @@ def test_generator_never_exhausted(setup: Any, core: Any) -> None:
 
 def test_non_bytes_chunk_mid_stream(setup: Any, core: Any) -> None:
     mw, router, check_next = setup
-    body = Body([CHUNKS[0], "not bytes", CHUNKS[1]])
+    body = make_body([CHUNKS[0], "not bytes", CHUNKS[1]])
     router.handler = lambda environ, start_response: (start_response("200 OK", [("Content-Type", TEXT)]), body)[1]
     idle = pool(core)
     server, result = request(mw)
@@ -345,9 +303,9 @@ def test_exc_info_after_headers_went_out(setup: Any, core: Any) -> None:
     mw, router, check_next = setup
     error = Boom("late failure")
 
-    class Late(Body):
+    class Late(Tracked):
         def __next__(self) -> Any:
-            if self.index == 1:
+            if self.produced == 1:
                 try:
                     raise error
                 except Boom:
@@ -377,13 +335,13 @@ def test_exc_info_after_headers_went_out(setup: Any, core: Any) -> None:
 
 def test_head_closes_the_stream_unread(setup: Any, core: Any) -> None:
     mw, router, check_next = setup
-    body = Body(CHUNKS)
+    body = make_body(CHUNKS)
     router.handler = lambda environ, start_response: (start_response("200 OK", [("Content-Type", TEXT)]), body)[1]
     idle = pool(core)
     server = Server()
-    result = mw(environ("HEAD", "/", REQUEST), server.start_response)
+    result = server.serve(mw, "HEAD", headers=REQUEST)
     assert list(result) == []
-    assert body.index == 0 and body.closed == 1
+    assert body.pulled == 0 and body.closed == 1
     assert dict(server.calls[0][1])["Content-Encoding"] == "gzip"
     assert pool(core) == idle
     check_next()

@@ -65,7 +65,7 @@ KNOWN_FINDINGS: tuple = ()
 def _app(headers: List[Any], body: Iterable[bytes] = (b"hello",), stream: bool = True) -> Callable[..., Any]:
     def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         start_response("200 OK", list(headers))
-        return iter(list(body)) if stream else list(body)
+        return (chunk for chunk in list(body)) if stream else list(body)
 
     return app
 

@@ -7,17 +7,15 @@ quality values, 12.5.5 Vary), never from reading the implementation back.
 
 from __future__ import annotations
 
-import hashlib
 import random
-import zlib
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
 try:  # tests/ may or may not be a package
-    from .wsgi_helpers import ClosingList, call, gzip_reference, make_app
+    from .wsgi_helpers import ClosingList, call, gzip_reference, make_app, md5_tag, sync_flush_reference
 except ImportError:
-    from wsgi_helpers import ClosingList, call, gzip_reference, make_app
+    from wsgi_helpers import ClosingList, call, gzip_reference, make_app, md5_tag, sync_flush_reference
 
 Header = Tuple[str, str]
 
@@ -28,12 +26,8 @@ AE_GZIP = {"Accept-Encoding": "gzip"}
 GZ = {"GZIP": True}
 
 
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
 def tag(data: bytes, gzipped: bool = False) -> str:
-    return f'"{md5(data)}-gzip"' if gzipped else f'"{md5(data)}"'
+    return md5_tag(data, "-gzip" if gzipped else "")
 
 
 def gzipped_headers(body: bytes, level: int = 6, content_type: Optional[str] = HTML) -> List[Header]:
@@ -696,18 +690,12 @@ def test_other_statuses_compressed(make_mw: Any) -> None:
 # --- streams of unknown length ----------------------------------------------------------
 
 
-def _stream_reference(chunks: List[bytes], level: int = 6) -> List[bytes]:
-    c = zlib.compressobj(level, zlib.DEFLATED, 31)
-    out = [c.compress(chunk) + c.flush(zlib.Z_SYNC_FLUSH) if chunk else b"" for chunk in chunks]
-    return out + [c.flush()]
-
-
 def test_small_stream_counts_as_large_enough(make_mw: Any) -> None:
     chunks = [b"<p>one</p>", b"<p>two</p>"]
     r = call(make_mw(make_app(chunks=chunks, stream=True), GZ), headers=AE_GZIP)
     assert r.status == "200 OK"
     assert r.headers == [("Content-Type", HTML), ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
-    assert r.chunks == _stream_reference(chunks)
+    assert r.chunks == sync_flush_reference(chunks)
     assert r.gunzip() == b"".join(chunks)
 
 

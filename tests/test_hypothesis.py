@@ -560,7 +560,7 @@ def _app(kind: str) -> Callable[..., Any]:
         if kind == "stream":
             headers.append(("ETag", STREAM_ETAG))
             start_response("200 OK", headers)
-            return iter([BODY[:700], BODY[700:]])
+            return (chunk for chunk in (BODY[:700], BODY[700:]))
         start_response("200 OK", headers)
         return [BODY[:700], BODY[700:]]
 

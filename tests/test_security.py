@@ -71,7 +71,7 @@ class App:
         html = [("Content-Type", "text/html; charset=utf-8")]
         if path == "/stream":
             start_response("200 OK", html)
-            return iter([BODY[:700], BODY[700:]])
+            return (chunk for chunk in (BODY[:700], BODY[700:]))
         if path == "/missing":
             start_response("404 Not Found", html)
             return [b"not found"]

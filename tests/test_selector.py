@@ -9,36 +9,33 @@ package this test process imported: ``PYTHONPATH`` is the directory holding it (
 
 from __future__ import annotations
 
-import ast
-import importlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Sequence
 
 import pytest
 
 import asok_fast
-from asok_fast import _core_py
+from asok_fast import _core
 
 PKG_DIR = Path(asok_fast.__file__).resolve().parent
 PKG_ROOT = PKG_DIR.parent
-SWITCH = "ASOK_FAST_NO_EXTENSIONS"
+SWITCH = "ASOK_FAST_NO_EXTENSIONS"  # SPEC
 UNSET = object()
 
 
-def _switch_on(value: Optional[str]) -> bool:
-    """SPEC's rule, written out here: 1/true/yes (any case) select pure Python."""
-    return value is not None and value.strip().lower() in ("1", "true", "yes")
-
-
 def _core_c_built() -> bool:
-    return importlib.util.find_spec("asok_fast._core_c") is not None
+    """Whether the compiled core loads (what a child without the switch gets)."""
+    try:
+        _core.load_compiled()
+    except Exception:
+        return False
+    return True
 
 
 def run_python(
@@ -150,9 +147,7 @@ def test_unrecognised_switch_value_warns_and_is_not_disabling(tmp_path: Path) ->
     report = probe(tmp_path, switch="maybe")
     assert report["core_c_attempted"] is True
     switch_warnings = [w for w in report["warnings"] if SWITCH in w[1]]
-    assert len(switch_warnings) == 1
-    assert switch_warnings[0][0] == "RuntimeWarning"
-    assert "'maybe'" in switch_warnings[0][1]
+    assert switch_warnings == [["RuntimeWarning", f"{SWITCH}='maybe' is not one of 1/true/yes or 0/false/no; taken as off"]]
     expected = 1 if _core_c_built() else 2  # plus the fallback warning when not built
     assert len(report["warnings"]) == expected
 
@@ -258,70 +253,51 @@ def test_broken_core_via_meta_path_on_the_real_package(tmp_path: Path) -> None:
     assert "ImportError: simulated broken build: undefined symbol PyInit__core_c" in message
 
 
-# ------------------------------------------------------------------ the two twins' names
+# ------------------------------------------------------------------ the switch's parser
 
 
-def _public_names_defined_in(module: Any) -> List[str]:
-    return sorted(
-        name
-        for name, value in vars(module).items()
-        if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
-    )
+@pytest.mark.parametrize(
+    "value, on",
+    [("1", True), ("true", True), ("YES", True), (" True\t", True), ("0", False), ("false", False), ("No", False), ("", False), ("  ", False)],
+)
+def test_switch_values(value: str, on: bool, recwarn: pytest.WarningsRecorder) -> None:
+    assert _core.switch_on("ANY_SWITCH", value) is on
+    assert _core.extensions_disabled(value) is on
+    assert len(recwarn) == 0
 
 
-def test_core_py_all_is_complete_and_resolvable() -> None:
-    names = _core_py.__all__
-    assert len(names) == len(set(names))
-    for name in names:
-        assert hasattr(_core_py, name), name
-    # Every public function/class of the reference twin is part of the seam.
-    assert set(_public_names_defined_in(_core_py)) <= set(names)
-    for required in ("preflight", "respond", "respond_stream", "GzipStream", "STREAM_PASS", "STREAM_GZIP", "STREAM_EMPTY"):
-        assert required in names
+def test_switch_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _core.SWITCH == SWITCH
+    monkeypatch.delenv(SWITCH, raising=False)
+    assert _core.extensions_disabled() is False
+    monkeypatch.setenv(SWITCH, "yes")
+    assert _core.extensions_disabled() is True
+    monkeypatch.setenv("ANY_SWITCH", "1")
+    assert _core.switch_on("ANY_SWITCH") is True
+    monkeypatch.setenv(SWITCH, "0")
+    assert _core.extensions_disabled() is False
 
 
-@pytest.mark.compiled
-def test_compiled_twin_exports_the_same_names() -> None:
-    if not _core_c_built():
-        pytest.skip("asok_fast._core_c is not built")
-    core_c = importlib.import_module("asok_fast._core_c")
-    missing = [name for name in _core_py.__all__ if not hasattr(core_c, name)]
-    assert missing == []
-    if hasattr(core_c, "__all__"):
-        assert sorted(core_c.__all__) == sorted(_core_py.__all__)
-    # The STREAM_* modes the middleware compares must be the same values.
-    for name in ("STREAM_PASS", "STREAM_GZIP", "STREAM_EMPTY"):
-        assert getattr(core_c, name) == getattr(_core_py, name), name
+@pytest.mark.parametrize("value", ["2", "on", "maybe", "ja"])
+def test_unrecognised_switch_value_is_off_with_one_warning(value: str) -> None:
+    with pytest.warns(RuntimeWarning) as caught:
+        assert _core.extensions_disabled(value) is False
+    assert [str(w.message) for w in caught] == [f"{SWITCH}={value!r} is not one of 1/true/yes or 0/false/no; taken as off"]
 
 
-def _stub_names(path: Path) -> Dict[str, Any]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: Dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names[node.name] = node
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names[node.target.id] = node
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    names[target.id] = node
-        elif isinstance(node, ast.ImportFrom):
-            for alias in node.names:
-                names[alias.asname or alias.name] = node
-    return names
-
-
-def test_stub_declares_the_same_names() -> None:
-    stub = PKG_DIR / "_core_c.pyi"
-    if not stub.exists():
-        pytest.skip(f"no stub at {stub} yet (the compiled twin's author adds it)")
-    names = _stub_names(stub)
-    missing = [name for name in _core_py.__all__ if name not in names]
-    assert missing == [], f"_core_c.pyi lacks {missing}"
-    if "__all__" in names:
-        declared = ast.literal_eval(names["__all__"].value)
-        assert sorted(declared) == sorted(_core_py.__all__)
+def test_the_loader_and_its_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SWITCH, "1")
+    assert _core.find_compiled() == (None, f"{SWITCH} is set: pure Python only")
+    monkeypatch.delenv(SWITCH)
+    compiled, why = _core.find_compiled()
+    if compiled is None:
+        assert why.startswith(("ImportError: ", "ModuleNotFoundError: ")) and "asok_fast._core_c" in why
+        with pytest.raises(ImportError):
+            _core.load_compiled()
+    else:
+        assert why == ""
+        assert _core.load_compiled() is compiled
+        assert compiled.__name__ == "asok_fast._core_c"
 
 
 # ------------------------------------------------------------------ the installed build
@@ -333,7 +309,7 @@ def test_installed_package_is_compiled_unless_opted_out(tmp_path: Path) -> None:
     its compiled core.  A broken or missing extension would otherwise pass the whole suite as
     pure Python (the fallback is silent but for one warning).  Deselect with -m "not compiled"
     only where the extension is deliberately not built."""
-    if _switch_on(os.environ.get(SWITCH)):
+    if _core.extensions_disabled():
         pytest.skip(f"{SWITCH}={os.environ[SWITCH]!r} in this test run: pure Python was asked for")
     assert asok_fast.IMPLEMENTATION == "compiled"
     report = probe(tmp_path)
@@ -346,7 +322,7 @@ def test_implementation_is_one_of_the_two_words() -> None:
     assert asok_fast._core.IMPLEMENTATION == asok_fast.IMPLEMENTATION
     expected_core = "asok_fast._core_c" if asok_fast.IMPLEMENTATION == "compiled" else "asok_fast._core_py"
     assert asok_fast._core.core.__name__ == expected_core
-    if _switch_on(os.environ.get(SWITCH)):
+    if _core.extensions_disabled():
         assert asok_fast.IMPLEMENTATION == "python"
 
 

@@ -10,14 +10,18 @@ wsgiref.validate are errors here, so a ``WSGIWarning`` fails the test.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
-from wsgiref.util import FileWrapper, setup_testing_defaults
+from wsgiref.util import FileWrapper
 from wsgiref.validate import WSGIWarning, validator
 
 import pytest
+
+try:  # tests/ may or may not be a package
+    from .wsgi_helpers import Result, call, gzip_reference, md5_tag
+except ImportError:
+    from wsgi_helpers import Result, call, gzip_reference, md5_tag
 
 pytestmark = [pytest.mark.filterwarnings("error::wsgiref.validate.WSGIWarning"), pytest.mark.filterwarnings("error")]
 
@@ -30,53 +34,13 @@ METHODS = ("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, PATCH, OPTIO
 ALLOW_HEADERS = ("Access-Control-Allow-Headers", "Content-Type, X-CSRF-Token, Authorization")
 
 
-def md5_tag(data: bytes, suffix: str = "") -> str:
-    return f'"{hashlib.md5(data).hexdigest()}{suffix}"'
-
-
-def gz(data: bytes) -> bytes:
-    import zlib
-
-    c = zlib.compressobj(6, zlib.DEFLATED, 31)
-    return c.compress(data) + c.flush()
-
-
-class Served:
-    def __init__(self, status: str, headers: List[Header], chunks: List[bytes]) -> None:
-        self.status = status
-        self.headers = headers
-        self.chunks = chunks
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-def drive(app: Callable[..., Any], method: str = "GET", headers: Optional[Dict[str, str]] = None, **extra: Any) -> Served:
+def drive(app: Callable[..., Any], method: str = "GET", headers: Optional[Dict[str, str]] = None, **extra: Any) -> Result:
     """One request through ``validator(app)`` the way a server runs it."""
-    env: Dict[str, Any] = {"REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": "/", "QUERY_STRING": ""}
-    for name, value in (headers or {}).items():
-        env["HTTP_" + name.upper().replace("-", "_")] = value
-    env.update(extra)
-    setup_testing_defaults(env)
-    seen: Dict[str, Any] = {}
-
-    def start_response(status: str, response_headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
-        assert exc_info is None
-        assert "status" not in seen
-        seen["status"], seen["headers"] = status, list(response_headers)
-        return lambda data: None
-
     with warnings.catch_warnings():
         warnings.simplefilter("error", WSGIWarning)
-        result = validator(app)(env, start_response)
-        chunks: List[bytes] = []
-        try:
-            for chunk in result:
-                chunks.append(chunk)
-        finally:
-            result.close()
-    return Served(seen["status"], seen["headers"], chunks)
+        result = call(validator(app), method, headers=headers, **extra)
+    assert result.exc_info is None
+    return result
 
 
 class ValidatedList(list):
@@ -126,7 +90,7 @@ def simple_app(
     return app
 
 
-def both_ways(make_mw: Any, app: Callable[..., Any], config: Optional[Dict[str, Any]] = None, method: str = "GET", headers: Optional[Dict[str, str]] = None, **extra: Any) -> Served:
+def both_ways(make_mw: Any, app: Callable[..., Any], config: Optional[Dict[str, Any]] = None, method: str = "GET", headers: Optional[Dict[str, str]] = None, **extra: Any) -> Result:
     """Validate outside only, then outside and inside; both must give the same
     response (a file_wrapper body is the exception: wrapped by the validator
     it is no longer one, see test_file_wrapper)."""
@@ -162,11 +126,11 @@ def test_gzip_buffered(make_mw: Any) -> None:
     assert served.headers == [
         ("Content-Type", HTML),
         ("Content-Encoding", "gzip"),
-        ("Content-Length", str(len(gz(BODY)))),
+        ("Content-Length", str(len(gzip_reference(BODY)))),
         ("ETag", md5_tag(BODY, "-gzip")),
         ("Vary", "Accept-Encoding"),
     ]
-    assert served.chunks == [gz(BODY)]
+    assert served.chunks == [gzip_reference(BODY)]
 
 
 def test_gzip_streamed(make_mw: Any) -> None:
@@ -267,7 +231,7 @@ def test_file_wrapper(make_mw: Any, method: str) -> None:
     assert wrapped.headers == [
         ("Content-Type", HTML),
         ("Content-Encoding", "gzip"),
-        ("Content-Length", str(len(gz(BODY)))),
+        ("Content-Length", str(len(gzip_reference(BODY)))),
         ("ETag", md5_tag(BODY, "-gzip")),
         ("Vary", "Accept-Encoding"),
         ("Access-Control-Allow-Origin", "*"),
@@ -302,7 +266,7 @@ def test_write_and_lazy_start_response(make_mw: Any) -> None:
         return PARTS[1:]
 
     served = both_ways(make_mw, app, {"GZIP": True}, headers={"Accept-Encoding": "gzip"})
-    assert served.chunks == [gz(BODY)]
+    assert served.chunks == [gzip_reference(BODY)]
 
     def lazy(env: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
         def body() -> Any:

@@ -265,6 +265,14 @@ cdef bint _conditional_match(object if_none_match, object if_modified_since, tup
     return modified is not None and since >= modified
 
 
+cdef inline tuple _request_fields(object request):
+    """The request tuple's five fields; anything else through the shared
+    helper, whose error is the pure twin's."""
+    if type(request) is tuple and PyTuple_GET_SIZE(request) == 5:
+        return <tuple>request
+    return request_fields(request)
+
+
 cdef inline bint _get_or_head(object method) except -1:
     return method == "GET" or method == "HEAD"
 
@@ -306,7 +314,7 @@ def respond(settings, request, status, headers, body):
     cdef bint eligible, compress, hashed = False
     cdef tuple current = ()
     cdef char tag[40]  # our ETag: '"' + 32 hex digits + '"' or '-gzip"'
-    method, origin, accept_encoding, if_none_match, if_modified_since = request
+    method, origin, accept_encoding, if_none_match, if_modified_since = _request_fields(request)
     if code == 0:
         return status, headers, body  # not a status line we can reason about
     app = _read_headers(headers)
@@ -361,7 +369,7 @@ def respond_stream(settings, request, status, headers, bint may_compress):
     cdef _AppHeaders app
     cdef list out
     cdef bint eligible, compress
-    method, origin, accept_encoding, if_none_match, if_modified_since = request
+    method, origin, accept_encoding, if_none_match, if_modified_since = _request_fields(request)
     if code == 0:
         return status, headers, STREAM_PASS
     app = _read_headers(headers)
