@@ -29,7 +29,7 @@ also checked there, on both twins, with the core's own arguments.
 
 * F5 ``surrogate-name``: found in the rewritten compiled core; not a bug of
   the pure twin.  A response header whose name holds a lone surrogate
-  (``"X-\udc94"``, what ``surrogateescape`` decoding makes of a stray byte)
+  (``"X-\\udc94"``, what ``surrogateescape`` decoding makes of a stray byte)
   makes the compiled ``respond`` and ``buffer_length`` raise
   ``UnicodeEncodeError`` (the header name is encoded to UTF-8 to classify it),
   where the pure twin keeps the header as an unknown one; through the
