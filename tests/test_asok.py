@@ -36,26 +36,15 @@ pytest.importorskip("asok", reason="the real-Asok tests need asok==0.8.0 install
 
 from asok_fast import ResponseMiddleware  # noqa: E402
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import call, gzip_reference, md5_tag  # noqa: E402
-    from .asok_project import (  # noqa: E402
-        CSRF_COOKIE,
-        CSRF_TOKEN,
-        JSON_PATH,
-        PAGE_PATH,
-        expected_json_body,
-        make_asok_app,
-    )
-except ImportError:
-    from wsgi_helpers import call, gzip_reference, md5_tag  # noqa: E402
-    from asok_project import (  # noqa: E402
-        CSRF_COOKIE,
-        CSRF_TOKEN,
-        JSON_PATH,
-        PAGE_PATH,
-        expected_json_body,
-        make_asok_app,
-    )
+from wsgi_helpers import call, gzip_reference, md5_tag  # noqa: E402
+from asok_project import (  # noqa: E402
+    CSRF_COOKIE,
+    CSRF_TOKEN,
+    JSON_PATH,
+    PAGE_PATH,
+    expected_json_body,
+    make_asok_app,
+)
 
 
 ORIGINS = ["https://app.example.com", "https://admin.example.com"]

@@ -21,40 +21,22 @@ from wsgiref.util import FileWrapper
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import (
-        HTML,
-        ClosingList,
-        InMemory,
-        Server,
-        Tracked,
-        call,
-        consume,
-        django_app,
-        environ,
-        gzip_reference,
-        lazy_app,
-        md5_tag as tag,
-        sync_flush_reference,
-        wsgi_app,
-    )
-except ImportError:
-    from wsgi_helpers import (
-        HTML,
-        ClosingList,
-        InMemory,
-        Server,
-        Tracked,
-        call,
-        consume,
-        django_app,
-        environ,
-        gzip_reference,
-        lazy_app,
-        md5_tag as tag,
-        sync_flush_reference,
-        wsgi_app,
-    )
+from wsgi_helpers import (
+    HTML,
+    ClosingList,
+    InMemory,
+    Server,
+    Tracked,
+    call,
+    consume,
+    django_app,
+    environ,
+    gzip_reference,
+    lazy_app,
+    md5_tag as tag,
+    sync_flush_reference,
+    wsgi_app,
+)
 
 Header = Tuple[str, str]
 

@@ -14,10 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import call, gzip_reference, make_app, md5_tag as tag
-except ImportError:
-    from wsgi_helpers import call, gzip_reference, make_app, md5_tag as tag
+from wsgi_helpers import call, gzip_reference, make_app, md5_tag as tag
 
 Header = Tuple[str, str]
 

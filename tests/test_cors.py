@@ -13,10 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import call, gzip_reference, make_app
-except ImportError:
-    from wsgi_helpers import call, gzip_reference, make_app
+from wsgi_helpers import call, gzip_reference, make_app
 
 Header = Tuple[str, str]
 

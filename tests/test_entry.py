@@ -22,10 +22,7 @@ import asok_fast
 from asok_fast import ResponseMiddleware, _core_py
 from asok_fast._config import Config
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import Server, Tracked, call, environ, make_app, md5_tag, wsgi_app
-except ImportError:
-    from wsgi_helpers import Server, Tracked, call, environ, make_app, md5_tag, wsgi_app
+from wsgi_helpers import Server, Tracked, call, environ, make_app, md5_tag, wsgi_app
 
 HERE = Path(__file__).resolve().parent
 A = "https://a.example"

@@ -12,10 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import ClosingList, Tracked, call, gzip_reference, make_app, wsgi_app
-except ImportError:
-    from wsgi_helpers import ClosingList, Tracked, call, gzip_reference, make_app, wsgi_app
+from wsgi_helpers import ClosingList, Tracked, call, gzip_reference, make_app, wsgi_app
 
 from asok_fast import _core_py
 

@@ -19,10 +19,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import Server, Tracked, consume
-except ImportError:
-    from wsgi_helpers import Server, Tracked, consume
+from wsgi_helpers import Server, Tracked, consume
 
 LEVEL = 6
 CONFIG = {"GZIP": True, "GZIP_MIN_SIZE": 100, "GZIP_LEVEL": LEVEL, "CORS_ORIGINS": ["https://a.example"]}

@@ -50,10 +50,7 @@ import pytest
 
 from asok_fast._config import build_settings, initial_values
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import call, gzip_reference
-except ImportError:
-    from wsgi_helpers import call, gzip_reference
+from wsgi_helpers import call, gzip_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ_DIR = ROOT / "fuzz"

@@ -12,10 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import ClosingList, call, gzip_reference, make_app, md5_tag, sync_flush_reference
-except ImportError:
-    from wsgi_helpers import ClosingList, call, gzip_reference, make_app, md5_tag, sync_flush_reference
+from wsgi_helpers import ClosingList, call, gzip_reference, make_app, md5_tag, sync_flush_reference
 
 Header = Tuple[str, str]
 

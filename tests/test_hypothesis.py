@@ -25,10 +25,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from asok_fast._config import DEFAULTS, build_settings
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import call
-except ImportError:
-    from wsgi_helpers import call
+from wsgi_helpers import call
 
 FAST = settings(derandomize=True, database=None, deadline=None, max_examples=200)
 WHOLE = settings(

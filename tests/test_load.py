@@ -30,10 +30,7 @@ import pytest
 
 from asok_fast import ResponseMiddleware
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import run_request
-except ImportError:
-    from wsgi_helpers import run_request
+from wsgi_helpers import run_request
 
 O1, O2 = "https://app.example.com", "https://admin.example.com"
 

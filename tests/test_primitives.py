@@ -23,10 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import gzip_reference as ref_gzip, sync_flush_reference as ref_stream
-except ImportError:
-    from wsgi_helpers import gzip_reference as ref_gzip, sync_flush_reference as ref_stream
+from wsgi_helpers import gzip_reference as ref_gzip, sync_flush_reference as ref_stream
 
 LEVELS = range(1, 10)
 

@@ -27,10 +27,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from asok_fast import ResponseMiddleware
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import Result, call
-except ImportError:
-    from wsgi_helpers import Result, call
+from wsgi_helpers import Result, call
 
 Header = Tuple[str, str]
 BODY = b"<html>" + b"<p>security property check</p>\n" * 60 + b"</html>"

@@ -18,10 +18,7 @@ from wsgiref.validate import WSGIWarning, validator
 
 import pytest
 
-try:  # tests/ may or may not be a package
-    from .wsgi_helpers import Result, call, gzip_reference, md5_tag
-except ImportError:
-    from wsgi_helpers import Result, call, gzip_reference, md5_tag
+from wsgi_helpers import Result, call, gzip_reference, md5_tag
 
 pytestmark = [pytest.mark.filterwarnings("error::wsgiref.validate.WSGIWarning"), pytest.mark.filterwarnings("error")]
 
