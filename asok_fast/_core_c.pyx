@@ -75,6 +75,7 @@ from asok_fast._httpdate import parse_http_date
 from asok_fast._shared import (
     COMPRESSIBLE_TYPES,
     NOT_IN_304,
+    OWS,
     STAR,
     STREAM_EMPTY,
     STREAM_GZIP,

@@ -25,7 +25,6 @@ __all__ = [
     "request_fields",
     "bad_header",
     "not_bytes",
-    "level_error",
     "check_level",
     "header_pair",
     "status_code",
@@ -105,10 +104,6 @@ def not_bytes(chunk: object) -> TypeError:
     )
 
 
-def level_error(level: int) -> ValueError:
-    return ValueError(f"invalid gzip compression level {level}: expected 1 to 9")
-
-
 def check_level(level: object) -> int:
     """A gzip level argument: an integer (``__index__``, so a float is refused
     on every Python) from 1 to 9; ``-1``, zlib's default, means 6.
@@ -121,7 +116,7 @@ def check_level(level: object) -> int:
         return 6
     if 1 <= value <= 9:
         return value
-    raise level_error(value)
+    raise ValueError(f"invalid gzip compression level {value}: expected 1 to 9")
 
 
 # --- response header helpers --------------------------------------------------------------

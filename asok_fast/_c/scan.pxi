@@ -68,7 +68,7 @@ cdef bint _ieq_strip(object value, const char* lit, Py_ssize_t m) except -1:
     cdef Py_ssize_t n = 0, a = 0, b
     cdef const unsigned char* p = _ascii(value, &n)
     if p == NULL:
-        return value.strip(" \t").lower() == PyUnicode_DecodeASCII(lit, m, NULL)
+        return value.strip(OWS).lower() == PyUnicode_DecodeASCII(lit, m, NULL)
     b = n
     _strip_ows(p, &a, &b)
     return _ieq(p + a, b - a, lit, m)
@@ -449,7 +449,7 @@ cdef bint _is_event_stream(object value) except -1:
     cdef Py_ssize_t n = 0, a = 0, b = 0
     cdef const unsigned char* p = _ascii(value, &n)
     if p == NULL:
-        return value.partition(";")[0].strip(" \t").lower() == "text/event-stream"
+        return value.partition(";")[0].strip(OWS).lower() == "text/event-stream"
     while b < n and p[b] != 59:  # ';'
         b += 1
     _strip_ows(p, &a, &b)
