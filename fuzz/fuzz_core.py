@@ -734,7 +734,8 @@ _CRLF = re.compile(r"[\r\n]")
 def parsed_status(status: Any) -> bool:
     """Whether the middleware reads this status line (else it passes it untouched)."""
     code = status[:3] if type(status) is str else ""
-    return len(code) == 3 and code.isdigit() and code.isascii() and (len(status) == 3 or status[3] == " ")
+    # "000" reads as code 0, which the cores take as "no status to reason about".
+    return len(code) == 3 and code.isdigit() and code.isascii() and code != "000" and (len(status) == 3 or status[3] == " ")
 
 
 def check_headers(case: Case, settings: Any, status: Any, out: Any, app_headers: Sequence[Any], where: str) -> None:
