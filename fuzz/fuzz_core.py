@@ -54,8 +54,7 @@ import os
 import random
 import re
 import sys
-import zlib
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 # Set by load(): the two cores and what the checks need from the package.
 py: Any = None

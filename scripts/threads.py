@@ -44,7 +44,7 @@ import random
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 from asok_fast import ResponseMiddleware, _core, _core_py
 
