@@ -205,7 +205,6 @@ def fuzz_core() -> Any:
     return _fuzz_core()
 
 
-
 @pytest.mark.compiled
 def test_fuzz_seed_corpus_replays_clean(fuzz_core: Any) -> None:
     seeds = sorted((FUZZ_DIR / "corpus").iterdir())
@@ -229,8 +228,8 @@ def test_fuzz_target_on_2000_random_inputs(fuzz_core: Any) -> None:
 
 @pytest.mark.compiled
 @pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris is not installed")
-def test_fuzz_target_runs_under_atheris_briefly(tmp_path: Path) -> None:
-    """When atheris is installed: 5 seconds of coverage-guided fuzzing."""
+def test_fuzz_target_runs_under_atheris_briefly(fuzz_core: Any, tmp_path: Path) -> None:
+    """When atheris is installed (and the compiled core loads): 5 seconds of coverage-guided fuzzing."""
     import subprocess
 
     corpus = tmp_path / "corpus"
