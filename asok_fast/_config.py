@@ -11,6 +11,9 @@ import itertools
 import re
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Pattern, Tuple
 
+from ._codecs import missing
+from ._shared import CODINGS
+
 Header = Tuple[str, str]
 
 DEFAULTS: Dict[str, Any] = {
@@ -29,6 +32,10 @@ DEFAULTS: Dict[str, Any] = {
     "CORS_ALLOW_PRIVATE_NETWORK": False,
     "GZIP_LEVEL": 6,
     "GZIP_TYPES": None,
+    "COMPRESS_CODINGS": CODINGS,
+    "ZSTD_LEVEL": 3,
+    "BROTLI_LEVEL": 4,
+    "COMPRESS_RANDOM_PADDING": False,
     "BUFFER_MAX_SIZE": 4 * 1024 * 1024,
 }
 
@@ -72,6 +79,10 @@ class Settings:
         "gzip_min_size",
         "gzip_level",
         "gzip_types",
+        "codings",
+        "zstd_level",
+        "brotli_level",
+        "padding",
         "etag",
         "buffer_max",
         "compiled",
@@ -123,11 +134,14 @@ class Settings:
 
         self.gzip = _bool(values, "GZIP")
         self.gzip_min_size = _check_int(values["GZIP_MIN_SIZE"], "GZIP_MIN_SIZE")
-        level = _check_int(values["GZIP_LEVEL"], "GZIP_LEVEL")
-        if not 1 <= level <= 9:
-            raise ValueError(f"GZIP_LEVEL must be an integer from 1 to 9, got {level!r}")
-        self.gzip_level = level
+        self.gzip_level = _level(values, "GZIP_LEVEL", 1, 9)
+        # zstd's levels 20 to 22 ("ultra") use windows of 32 to 128 MiB, beyond
+        # the 8 MiB a client need decode (RFC 9659); 1 to 19 stay within it.
+        self.zstd_level = _level(values, "ZSTD_LEVEL", 1, 19)
+        self.brotli_level = _level(values, "BROTLI_LEVEL", 0, 11)
         self.gzip_types: FrozenSet[str] = _gzip_types(values["GZIP_TYPES"])
+        self.codings: Tuple[str, ...] = _codings(values["COMPRESS_CODINGS"])
+        self.padding = _bool(values, "COMPRESS_RANDOM_PADDING")
         self.etag = _bool(values, "ETAG")
         self.buffer_max = _check_int(values["BUFFER_MAX_SIZE"], "BUFFER_MAX_SIZE")
         # With every feature off the middleware is a plain pass-through.
@@ -239,6 +253,39 @@ def _check_int(value: Any, key: str) -> int:
     if value < 0:
         raise ValueError(f"{key} must not be negative, got {value!r}")
     return value
+
+
+def _level(values: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    level = _check_int(values[key], key)
+    if not low <= level <= high:
+        raise ValueError(f"{key} must be an integer from {low} to {high}, got {level!r}")
+    return level
+
+
+def _codings(value: Any) -> Tuple[str, ...]:
+    result: list = []
+    for item in _split(value, "COMPRESS_CODINGS"):
+        if not isinstance(item, str):
+            raise TypeError(f"COMPRESS_CODINGS entries must be strings, got {item!r}")
+        coding = item.strip(" \t").lower()
+        if not coding:
+            continue
+        if coding not in CODINGS:
+            raise ValueError(
+                f"COMPRESS_CODINGS entry {item!r} is not a coding asok_fast sends; use "
+                + ", ".join(repr(c) for c in CODINGS)
+            )
+        package = missing(coding)
+        if package is not None:
+            raise ValueError(f"COMPRESS_CODINGS lists {coding!r}, whose library is not installed: pip install {package}")
+        if coding not in result:
+            result.append(coding)
+    if not result:
+        raise ValueError(
+            "COMPRESS_CODINGS must name at least one of " + ", ".join(repr(c) for c in CODINGS)
+            + " (GZIP=False turns compression off)"
+        )
+    return tuple(result)
 
 
 def _split(value: Any, key: str) -> Iterable[Any]:

@@ -9,9 +9,11 @@ The module is built from one file per concern, included below in order:
 
   _c/digest.pxi     buffer access and MD5 (the ETag digest)
   _c/codecs.pxi     gzip through zlib: the pool of deflate states, one-shot
-                    gzip_compress and the per-response GzipStream
-  _c/scan.pxi       request and response header scanning (Accept-Encoding,
-                    media types, If-None-Match, header names, Content-Length)
+                    gzip_compress and the per-response GzipStream; zstd and
+                    brotli beside it through the shared _codecs
+  _c/scan.pxi       request and response header scanning (Accept-Encoding
+                    negotiation, media types, If-None-Match, header names,
+                    Content-Length)
   _c/decisions.pxi  the per-response decisions: preflight, respond,
                     respond_stream, origin_allowed
 
@@ -70,15 +72,17 @@ from asok_fast._zlib cimport (
 import os
 import zlib as _pyzlib
 
+from asok_fast._codecs import Encoders
 from asok_fast._config import CORS_ANY as _CORS_ANY, CORS_LIST as _CORS_LIST, CORS_OFF as _CORS_OFF
 from asok_fast._httpdate import parse_http_date
 from asok_fast._shared import (
+    CODINGS,
     COMPRESSIBLE_TYPES,
     NOT_IN_304,
     OWS,
     STAR,
     STREAM_EMPTY,
-    STREAM_GZIP,
+    STREAM_COMPRESS,
     STREAM_PASS,
     TCHARS,
     bad_header,
@@ -94,11 +98,13 @@ from asok_fast._shared import (
 # The same public names as _core_py (tests/test_layout.py checks).
 __all__ = [
     "GzipStream",
-    "accepts_gzip",
     "buffer_length",
+    "compress",
     "gzip_compress",
     "is_compressible",
     "md5_hex",
+    "negotiate",
+    "open_stream",
     "origin_allowed",
     "parse_if_none_match",
     "preflight",

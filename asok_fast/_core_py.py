@@ -11,12 +11,16 @@ line, a list of ``(name, value)`` headers and the body.
 * :func:`respond` - a buffered response: status, header list, whole body in,
   status, header list, body to send out;
 * :func:`respond_stream` - the headers of a streamed response and what to do
-  with its body (pass it on, gzip it chunk by chunk, or send none);
+  with its body (pass it on, compress it chunk by chunk, or send none);
+* :func:`open_stream` - the per-response compressor of a compressed stream;
 * :func:`buffer_length` - whether a body of declared length is held whole;
-* :class:`GzipStream` - the per-response compressor of a gzipped stream;
 * the helpers they use, exported for tests: :func:`md5_hex`,
-  :func:`gzip_compress`, :func:`accepts_gzip`, :func:`is_compressible`,
-  :func:`parse_if_none_match`, :func:`origin_allowed`.
+  :func:`gzip_compress`, :class:`GzipStream`, :func:`compress`,
+  :func:`negotiate`, :func:`is_compressible`, :func:`parse_if_none_match`,
+  :func:`origin_allowed`.
+
+zstd and brotli are not twinned: both cores call them through
+``_codecs.Encoders`` with their own gzip.
 
 The core never sees a WSGI environ, a ``start_response`` or an app iterable.
 Header parsing here is ASCII-only by design: a request header with a non-ASCII
@@ -28,17 +32,19 @@ from __future__ import annotations
 
 import zlib
 from hashlib import md5 as _md5
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ._codecs import Encoders
 from ._config import CORS_ANY, CORS_LIST, CORS_OFF, Settings
 from ._httpdate import parse_http_date
 from ._shared import (
+    CODINGS,
     COMPRESSIBLE_TYPES,
     NOT_IN_304,
     OWS,
     STAR,
     STREAM_EMPTY,
-    STREAM_GZIP,
+    STREAM_COMPRESS,
     STREAM_PASS,
     TCHARS,
     Header,
@@ -53,11 +59,13 @@ from ._shared import (
 
 __all__ = [
     "GzipStream",
-    "accepts_gzip",
     "buffer_length",
+    "compress",
     "gzip_compress",
     "is_compressible",
     "md5_hex",
+    "negotiate",
+    "open_stream",
     "origin_allowed",
     "parse_if_none_match",
     "preflight",
@@ -122,6 +130,20 @@ class GzipStream:
         self._compressor = None
 
 
+_ENCODERS = Encoders(gzip_compress, GzipStream)
+
+
+def compress(settings: Settings, coding: str, data: bytes) -> bytes:
+    """A whole body in ``coding`` at the settings' level (padded where they say)."""
+    return _ENCODERS.compress(settings, coding, data)
+
+
+def open_stream(settings: Settings, coding: str) -> Any:
+    """The compressor of a stream in ``coding``: ``compress(chunk)`` (each
+    flushed), ``finish()`` and ``close()``."""
+    return _ENCODERS.open_stream(settings, coding)
+
+
 # --- request header parsing ------------------------------------------------------
 
 
@@ -142,17 +164,20 @@ def _qvalue(text: str) -> int:
     return int((digits + "000")[:3])
 
 
-def accepts_gzip(accept_encoding: Optional[str]) -> bool:
-    """Whether an ``Accept-Encoding`` value lets us send gzip (RFC 9110 12.5.3).
+def negotiate(accept_encoding: Optional[str], codings: Tuple[str, ...]) -> Optional[str]:
+    """The coding of ``codings`` to send for this ``Accept-Encoding``, or None.
 
-    ``gzip`` or ``x-gzip`` with q > 0, or ``*`` with q > 0 where neither is
-    listed.  An element that does not parse (bad token, junk or out-of-range
-    q, extra parameters) is ignored, as if it were absent.
+    RFC 9110 12.5.3: tokens are case-insensitive and ``x-gzip`` is ``gzip``; a
+    coding's weight is its own best ``q`` where it is listed, else that of
+    ``*`` where ``*`` is listed, else 0 (``q=0`` refuses).  The best weight
+    wins, ties going to the order of ``codings`` (the server's preference);
+    none when ``identity`` is listed with a weight above the best.  An
+    element that does not parse (bad token, junk or out-of-range q, extra
+    parameters) is ignored, as if it were absent.
     """
     if not isinstance(accept_encoding, str) or not accept_encoding or not accept_encoding.isascii():
-        return False
-    explicit = -1  # best q of gzip / x-gzip, -1: not listed
-    star = -1
+        return None
+    listed: Dict[str, int] = {}  # best q of each coding named, "*" and "identity" included
     for element in accept_encoding.split(","):
         coding, sep, params = element.partition(";")
         coding = coding.strip(OWS).lower()
@@ -166,13 +191,20 @@ def accepts_gzip(accept_encoding: Optional[str]) -> bool:
             q = _qvalue(value)
             if q < 0:
                 continue
-        if coding == "gzip" or coding == "x-gzip":
-            explicit = max(explicit, q)
-        elif coding == "*":
-            star = max(star, q)
-    if explicit >= 0:
-        return explicit > 0
-    return star > 0
+        if coding == "x-gzip":
+            coding = "gzip"
+        if q > listed.get(coding, -1):
+            listed[coding] = q
+    star = listed.get("*", 0)
+    best = None
+    best_q = 0
+    for coding in codings:
+        q = listed.get(coding, star)
+        if q > best_q:
+            best, best_q = coding, q
+    if best is None or listed.get("identity", -1) > best_q:
+        return None
+    return best
 
 
 def is_compressible(content_type: Optional[str], extra_types: frozenset) -> bool:
@@ -435,7 +467,7 @@ def respond(
     if code < 200 or code == 204 or code == 304:
         return status, _no_body(settings, origin, app), b""
 
-    # Would gzip apply to this response for some client, and for this one?
+    # Would compression apply to this response for some client, and for this one?
     eligible = (
         settings.gzip
         and code != 206
@@ -444,10 +476,10 @@ def respond(
         and is_compressible(app.content_type, settings.gzip_types)
         and not cache_control_has(app.cache_control, "no-transform")
     )
-    compress = eligible and accepts_gzip(accept_encoding)
+    coding = negotiate(accept_encoding, settings.codings) if eligible else None
 
     # The app's own ETag is kept, weakened when we change the bytes.
-    app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
+    app_etag = _weaken(app.etag) if coding is not None and app.etag is not None else app.etag
     our_etag = None
     if settings.etag and code == 200 and method in ("GET", "HEAD"):
         if app.etag is not None:
@@ -456,18 +488,18 @@ def respond(
             current = ()
         else:
             digest = md5_hex(body)
-            our_etag = f'"{digest}-gzip"' if compress else f'"{digest}"'
-            # The digest names the content: either representation's tag matches.
-            current = (f'"{digest}"', f'"{digest}-gzip"')
+            our_etag = f'"{digest}"' if coding is None else f'"{digest}-{coding}"'
+            # The digest names the content: every representation's tag matches.
+            current = (f'"{digest}"',) + tuple(f'"{digest}-{c}"' for c in CODINGS)
         # Decided before any compression work.
         if _conditional_match(if_none_match, if_modified_since, current, app.last_modified):
             status, out = _not_modified(settings, origin, app, app_etag, our_etag, eligible)
             return status, out, b""
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
-    if compress:
-        body = gzip_compress(body, settings.gzip_level)
-        out.append(("Content-Encoding", "gzip"))
+    if coding is not None:
+        body = compress(settings, coding, body)
+        out.append(("Content-Encoding", coding))
     out.append(("Content-Length", str(len(body))))
     if our_etag is not None:
         out.append(("ETag", our_etag))
@@ -477,8 +509,10 @@ def respond(
 
 def respond_stream(
     settings: Settings, request: Request, status: str, headers: List[Header], may_compress: bool
-) -> Tuple[str, List[Header], int]:
-    """Headers for a streamed body and what to do with it (a ``STREAM_*``).
+) -> Tuple[str, List[Header], int, Optional[str]]:
+    """Headers for a streamed body, what to do with it (a ``STREAM_*``) and,
+    for ``STREAM_COMPRESS``, the coding (:func:`open_stream` makes its
+    compressor; else None).
 
     ``may_compress`` is false for bodies that must pass untouched (a server's
     file wrapper).  A stream gets no ETag of ours, but the app's ``ETag`` /
@@ -487,10 +521,10 @@ def respond_stream(
     method, origin, accept_encoding, if_none_match, if_modified_since = request
     code = status_code(status)
     if code == 0:
-        return status, headers, STREAM_PASS
+        return status, headers, STREAM_PASS, None
     app = _AppHeaders(headers)
     if code < 200 or code == 204 or code == 304:
-        return status, _no_body(settings, origin, app), STREAM_EMPTY
+        return status, _no_body(settings, origin, app), STREAM_EMPTY, None
 
     eligible = (
         may_compress
@@ -500,8 +534,8 @@ def respond_stream(
         and is_compressible(app.content_type, settings.gzip_types)
         and not cache_control_has(app.cache_control, "no-transform")
     )
-    compress = eligible and accepts_gzip(accept_encoding)
-    app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
+    coding = negotiate(accept_encoding, settings.codings) if eligible else None
+    app_etag = _weaken(app.etag) if coding is not None and app.etag is not None else app.etag
     if (
         settings.etag
         and code == 200
@@ -511,15 +545,17 @@ def respond_stream(
         current = (_opaque(app.etag),) if app.etag is not None else ()
         if _conditional_match(if_none_match, if_modified_since, current, app.last_modified):
             status, out = _not_modified(settings, origin, app, app_etag, None, eligible)
-            return status, out, STREAM_EMPTY
+            return status, out, STREAM_EMPTY, None
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
-    if compress:
-        out.append(("Content-Encoding", "gzip"))
+    if coding is not None:
+        out.append(("Content-Encoding", coding))
     elif app.content_length is not None:
         out.append(("Content-Length", app.content_length))
     _finish_headers(settings, origin, app, out, eligible)
-    return status, out, STREAM_GZIP if compress else STREAM_PASS
+    if coding is None:
+        return status, out, STREAM_PASS, None
+    return status, out, STREAM_COMPRESS, coding
 
 
 def buffer_length(headers: List[Header], buffer_max: int) -> int:

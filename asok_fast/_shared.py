@@ -15,8 +15,9 @@ __all__ = [
     "Header",
     "Request",
     "STREAM_PASS",
-    "STREAM_GZIP",
+    "STREAM_COMPRESS",
     "STREAM_EMPTY",
+    "CODINGS",
     "COMPRESSIBLE_TYPES",
     "NOT_IN_304",
     "TCHARS",
@@ -44,8 +45,13 @@ Request = Tuple[Optional[str], Optional[str], Optional[str], Optional[str], Opti
 
 # What respond_stream() tells the plumbing to do with a streamed body.
 STREAM_PASS = 0  # send the app's chunks as they are
-STREAM_GZIP = 1  # compress each chunk through a GzipStream
+STREAM_COMPRESS = 1  # compress each chunk through the coding's stream compressor
 STREAM_EMPTY = 2  # send no body (304, 204, 1xx): close the app's body unread
+
+#: The content codings the middleware can send (RFC 9110 8.4.1), in the default
+#: order of preference of ``COMPRESS_CODINGS``.  A compressed representation's
+#: ETag is the body's digest with ``-<coding>`` inside the quotes.
+CODINGS = ("zstd", "br", "gzip")
 
 #: Media types compressed beside ``text/*`` (less ``text/event-stream``), the
 #: ``+json`` / ``+xml`` suffixes (RFC 6839) and ``GZIP_TYPES``.

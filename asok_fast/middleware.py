@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, T
 
 from . import _core
 from ._config import Config, Settings, build_settings, initial_values
-from ._shared import STREAM_EMPTY, STREAM_GZIP, STREAM_PASS, Header, Request, not_bytes
+from ._shared import STREAM_COMPRESS, STREAM_EMPTY, STREAM_PASS, Header, Request, not_bytes
 
 __all__ = ["ResponseMiddleware"]
 
@@ -78,16 +78,17 @@ class _Capture:
 
 
 class _Stream:
-    """A streamed body: chunks pass through (or through a gzip stream) one by
-    one as the app makes them; ``close()`` reaches the app's iterable once."""
+    """A streamed body: chunks pass through (or through the coding's stream
+    compressor) one by one as the app makes them; ``close()`` reaches the app's
+    iterable once."""
 
-    __slots__ = ("_pending", "_iterator", "_result", "_gzip", "_closed", "_done")
+    __slots__ = ("_pending", "_iterator", "_result", "_encoder", "_closed", "_done")
 
-    def __init__(self, pending: List[bytes], iterator: Iterator[bytes], result: Any, gzip: Any) -> None:
+    def __init__(self, pending: List[bytes], iterator: Iterator[bytes], result: Any, encoder: Any) -> None:
         self._pending = pending
         self._iterator = iterator
         self._result = result
-        self._gzip = gzip
+        self._encoder = encoder
         self._closed = False
         self._done = False
 
@@ -107,11 +108,11 @@ class _Stream:
                     self._iterator = iter(())
                     return self.__next__()
                 self._done = True
-                gzip = self._gzip
-                if gzip is None:
+                encoder = self._encoder
+                if encoder is None:
                     raise
-                self._gzip = None
-                return gzip.finish()
+                self._encoder = None
+                return encoder.finish()  # type: ignore[no-any-return]
             if type(chunk) is not bytes:
                 raise not_bytes(chunk)
             if self._pending:
@@ -119,18 +120,18 @@ class _Stream:
                 # (PEP 3333: written data counts as if yielded, in order).
                 self._pending.append(chunk)
                 chunk = self._pending.pop(0)
-        gzip = self._gzip
+        encoder = self._encoder
         # PEP 3333: one value out for every value in, b"" included.
-        return chunk if gzip is None else gzip.compress(chunk)
+        return chunk if encoder is None else encoder.compress(chunk)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._done = True
-        gzip, self._gzip = self._gzip, None
-        if gzip is not None:
-            gzip.close()  # hand the compressor state back
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            encoder.close()  # hand the compressor state back
         _close(self._result)
 
 
@@ -172,7 +173,7 @@ def _is_file_wrapper(environ: Any, result: Any) -> bool:
 
 
 class ResponseMiddleware:
-    """Give a WSGI app CORS (with preflight answers), gzip and MD5 ETags with ``304``.
+    """Give a WSGI app CORS (with preflight answers), compression (zstd, br, gzip) and MD5 ETags with ``304``.
 
     ``config`` overrides the defaults and any of these keys found in the app's
     own ``config`` dict (an Asok app has one).  ``.config`` holds every key;
@@ -339,8 +340,8 @@ class ResponseMiddleware:
     ) -> Iterable[bytes]:
         core = self._core
         try:
-            status, headers, mode = core.respond_stream(settings, request, capture.status, capture.headers, may_compress)
-            gzip = core.GzipStream(settings.gzip_level) if mode == STREAM_GZIP and not head else None
+            status, headers, mode, coding = core.respond_stream(settings, request, capture.status, capture.headers, may_compress)
+            encoder = core.open_stream(settings, coding) if mode == STREAM_COMPRESS and not head else None
         except BaseException:
             _close(result)
             raise
@@ -357,7 +358,7 @@ class ResponseMiddleware:
                 _close(result)
                 raise
             return result  # type: ignore[no-any-return]  # wsgi.file_wrapper: the server keeps its zero-copy path
-        stream = _Stream(pending, iterator, result, gzip)
+        stream = _Stream(pending, iterator, result, encoder)
         try:
             capture.send(status, headers)
         except BaseException:

@@ -405,6 +405,22 @@ cdef class GzipStream:
         self._release_state()
 
 
+# zstd and brotli are shared with the pure core (_codecs: one library build,
+# the same bytes); this core's gzip sits beside them.
+cdef object _ENCODERS = Encoders(gzip_compress, GzipStream)
+
+
+def compress(settings, coding, data):
+    """A whole body in ``coding`` at the settings' level (padded where they say)."""
+    return _ENCODERS.compress(settings, coding, data)
+
+
+def open_stream(settings, coding):
+    """The compressor of a stream in ``coding``: ``compress(chunk)`` (each
+    flushed), ``finish()`` and ``close()``."""
+    return _ENCODERS.open_stream(settings, coding)
+
+
 def zlib_version():
     """Version of the libz loaded at run time (compare zlib.ZLIB_RUNTIME_VERSION)."""
     return (<bytes>zlibVersion()).decode("ascii")

@@ -9,6 +9,9 @@ cdef int CORS_OFF = _CORS_OFF
 cdef int CORS_ANY = _CORS_ANY
 cdef int CORS_LIST = _CORS_LIST
 
+# The Content-Encoding line of each coding, by id - 1.
+cdef tuple _CONTENT_ENCODING = tuple(("Content-Encoding", c) for c in CODINGS)
+
 # Vary lines for a response whose app set none.
 cdef tuple _VARY_BOTH = ("Vary", "Accept-Encoding, Origin")
 cdef tuple _VARY_ENCODING = ("Vary", "Accept-Encoding")
@@ -30,6 +33,9 @@ cdef class _Fast:
     cdef Py_ssize_t gzip_min_size
     cdef int gzip_level
     cdef object gzip_types
+    cdef int codings[_MAX_CODINGS]
+    cdef int ncodings
+    cdef bint padding
     cdef bint etag
 
     def __cinit__(self, settings):
@@ -44,6 +50,8 @@ cdef class _Fast:
         self.gzip_min_size = min(settings.gzip_min_size, PY_SSIZE_T_MAX)
         self.gzip_level = settings.gzip_level
         self.gzip_types = settings.gzip_types
+        self.ncodings = _codings_ids(settings.codings, self.codings)
+        self.padding = settings.padding
         self.etag = settings.etag
 
 
@@ -281,12 +289,14 @@ cdef inline bint _no_body_status(int code) noexcept:
     return code < 200 or code == 204 or code == 304
 
 
-cdef int _digest_tag(object body, char* tag, bint gzipped) except -1:
-    """Write our ETag for ``body`` into ``tag``: ``"<md5>"`` (34 chars) or,
-    ``gzipped``, ``"<md5>-gzip"`` (39)."""
+cdef Py_ssize_t _digest_tag(object body, char* tag, int coding) except -1:
+    """Write our ETag for ``body`` into ``tag`` and return its length:
+    ``"<md5>"`` (34 chars) or, compressed in ``coding``, ``"<md5>-<coding>"``
+    (at most 39)."""
     cdef Py_buffer view
     cdef const unsigned char* ptr
     cdef size_t length
+    cdef bytes suffix
     if _get_buffer(body, &view, &ptr, &length):
         try:
             _md5_hex(ptr, length, tag + 1)
@@ -295,11 +305,12 @@ cdef int _digest_tag(object body, char* tag, bint gzipped) except -1:
     else:
         _md5_hex(ptr, length, tag + 1)
     tag[0] = 34  # '"'
-    if gzipped:
-        memcpy(tag + 33, b'-gzip"', 6)
-    else:
+    if coding == 0:
         tag[33] = 34
-    return 0
+        return 34
+    suffix = <bytes>_ETAG_SUFFIXES[coding - 1]
+    memcpy(tag + 33, PyBytes_AS_STRING(suffix), PyBytes_GET_SIZE(suffix))
+    return 33 + PyBytes_GET_SIZE(suffix)
 
 
 # The entry points ---------------------------------------------------------------------
@@ -311,9 +322,11 @@ def respond(settings, request, status, headers, body):
     cdef int code = _status_code(status)
     cdef _AppHeaders app
     cdef list out
-    cdef bint eligible, compress, hashed = False
+    cdef bint eligible, hashed = False
+    cdef int coding = 0
+    cdef Py_ssize_t tag_length
     cdef tuple current = ()
-    cdef char tag[40]  # our ETag: '"' + 32 hex digits + '"' or '-gzip"'
+    cdef char tag[40]  # our ETag: '"' + 32 hex digits + '"' or '-<coding>"'
     method, origin, accept_encoding, if_none_match, if_modified_since = _request_fields(request)
     if code == 0:
         return status, headers, body  # not a status line we can reason about
@@ -329,32 +342,33 @@ def respond(settings, request, status, headers, body):
         and _is_compressible(app.content_type, fast.gzip_types)
         and not _cache_control_has(app.cache_control, "no-transform", 12)
     )
-    compress = eligible and _accepts_gzip(accept_encoding)
+    if eligible:
+        coding = _negotiate(accept_encoding, fast.codings, fast.ncodings)
 
-    app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
+    app_etag = _weaken(app.etag) if coding and app.etag is not None else app.etag
     our_etag = None
     if fast.etag and code == 200 and _get_or_head(method):
         if app.etag is not None:
             current = (_opaque(app.etag),)
         elif not _cache_control_has(app.cache_control, "no-store", 8):
-            # The digest names the content: either representation's tag
+            # The digest names the content: every representation's tag
             # matches; only the one sent is made as a str.
-            _digest_tag(body, tag, compress)
+            tag_length = _digest_tag(body, tag, coding)
             hashed = True
-            our_etag = PyUnicode_DecodeASCII(tag, 39 if compress else 34, NULL)
+            our_etag = PyUnicode_DecodeASCII(tag, tag_length, NULL)
         # Decided before any compression work.
         if _conditional_match(if_none_match, if_modified_since, current, tag + 1 if hashed else NULL,
                               app.last_modified):
             return "304 Not Modified", _not_modified(fast, origin, app, app_etag, our_etag, eligible), b""
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
-    if compress:
-        if type(body) is bytes:
+    if coding:
+        if coding == _GZIP and not fast.padding and type(body) is bytes:
             body = _gzip_compress_ptr(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body),
                                       fast.gzip_level)
         else:
-            body = gzip_compress(body, fast.gzip_level)
-        out.append(("Content-Encoding", "gzip"))
+            body = _ENCODERS.compress(settings, _CODING_NAMES[coding - 1], body)
+        out.append(_CONTENT_ENCODING[coding - 1])
     out.append(("Content-Length", str(len(body))))
     if our_etag is not None:
         out.append(("ETag", our_etag))
@@ -368,13 +382,14 @@ def respond_stream(settings, request, status, headers, bint may_compress):
     cdef int code = _status_code(status)
     cdef _AppHeaders app
     cdef list out
-    cdef bint eligible, compress
+    cdef bint eligible
+    cdef int coding = 0
     method, origin, accept_encoding, if_none_match, if_modified_since = _request_fields(request)
     if code == 0:
-        return status, headers, STREAM_PASS
+        return status, headers, STREAM_PASS, None
     app = _read_headers(headers)
     if _no_body_status(code):
-        return status, _no_body(fast, origin, app), STREAM_EMPTY
+        return status, _no_body(fast, origin, app), STREAM_EMPTY, None
 
     eligible = (
         may_compress
@@ -384,8 +399,9 @@ def respond_stream(settings, request, status, headers, bint may_compress):
         and _is_compressible(app.content_type, fast.gzip_types)
         and not _cache_control_has(app.cache_control, "no-transform", 12)
     )
-    compress = eligible and _accepts_gzip(accept_encoding)
-    app_etag = _weaken(app.etag) if compress and app.etag is not None else app.etag
+    if eligible:
+        coding = _negotiate(accept_encoding, fast.codings, fast.ncodings)
+    app_etag = _weaken(app.etag) if coding and app.etag is not None else app.etag
     if (
         fast.etag
         and code == 200
@@ -394,12 +410,14 @@ def respond_stream(settings, request, status, headers, bint may_compress):
     ):
         current = (_opaque(app.etag),) if app.etag is not None else ()
         if _conditional_match(if_none_match, if_modified_since, current, NULL, app.last_modified):
-            return "304 Not Modified", _not_modified(fast, origin, app, app_etag, None, eligible), STREAM_EMPTY
+            return "304 Not Modified", _not_modified(fast, origin, app, app_etag, None, eligible), STREAM_EMPTY, None
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
-    if compress:
-        out.append(("Content-Encoding", "gzip"))
+    if coding:
+        out.append(_CONTENT_ENCODING[coding - 1])
     elif app.content_length is not None:
         out.append(("Content-Length", app.content_length))
     _finish_headers(fast, origin, app, out, eligible)
-    return status, out, STREAM_GZIP if compress else STREAM_PASS
+    if coding == 0:
+        return status, out, STREAM_PASS, None
+    return status, out, STREAM_COMPRESS, _CODING_NAMES[coding - 1]

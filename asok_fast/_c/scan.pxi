@@ -100,19 +100,64 @@ cdef int _qvalue(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     return q
 
 
-def accepts_gzip(accept_encoding):
-    """Whether an ``Accept-Encoding`` value lets us send gzip (RFC 9110 12.5.3)."""
-    return _accepts_gzip(accept_encoding)
+# Codings by a small id: 1 + their index in _shared.CODINGS; 0 is none.
+cdef enum:
+    _MAX_CODINGS = 3
+cdef tuple _CODING_NAMES = CODINGS
+cdef tuple _CODING_TOKENS = tuple(c.encode("ascii") for c in CODINGS)
+cdef int _NCODINGS = len(CODINGS)
+cdef int _GZIP = CODINGS.index("gzip") + 1
+if _NCODINGS > _MAX_CODINGS:
+    raise ImportError("_core_c holds at most 3 codings: raise _MAX_CODINGS")
 
 
-# The decisions call the cdef functions: a call through a def function's
+cdef int _coding_id(const unsigned char* p, Py_ssize_t n) except -1:
+    """The id of the coding token p[:n] (any case; ``x-gzip`` is gzip), 0 when
+    it names none of CODINGS."""
+    cdef int k
+    cdef bytes token
+    for k in range(_NCODINGS):
+        token = <bytes>_CODING_TOKENS[k]
+        if _ieq(p, n, token, PyBytes_GET_SIZE(token)):
+            return k + 1
+    if _ieq(p, n, "x-gzip", 6):
+        return _GZIP
+    return 0
+
+
+cdef int _codings_ids(object codings, int* ids) except -1:
+    """A tuple of coding names as ids into ids[]; returns how many."""
+    cdef int count = 0
+    for name in codings:
+        if count == _MAX_CODINGS:
+            break
+        ids[count] = _CODING_NAMES.index(name) + 1
+        count += 1
+    return count
+
+
+def negotiate(accept_encoding, codings):
+    """The coding of ``codings`` to send for this ``Accept-Encoding``, or None
+    (RFC 9110 12.5.3; parity: _core_py.negotiate)."""
+    cdef int ids[_MAX_CODINGS]
+    cdef int count = _codings_ids(codings, ids)
+    cdef int chosen = _negotiate(accept_encoding, ids, count)
+    return _CODING_NAMES[chosen - 1] if chosen else None
+
+
+# The decisions call the cdef function: a call through a def function's
 # Python entry costs more than the scan itself.
-cdef bint _accepts_gzip(object accept_encoding) except -1:
+cdef int _negotiate(object accept_encoding, const int* codings, int ncodings) except -1:
+    """The id of the coding to send (0: none) among codings[:ncodings], in
+    the server's order of preference."""
     cdef Py_ssize_t n = 0, i, start, end, a, b, semi, eq
     cdef const unsigned char* p = _ascii(accept_encoding, &n)
-    cdef int explicit = -1, star = -1, q
+    cdef int listed[_MAX_CODINGS + 1]  # best q by coding id, -1 when not listed
+    cdef int star = -1, identity = -1, q, k, cid, best = 0, best_q = 0
     if p == NULL or n == 0:
-        return False
+        return 0
+    for k in range(_MAX_CODINGS + 1):
+        listed[k] = -1
     start = 0
     while start <= n:
         end = start
@@ -149,16 +194,28 @@ cdef bint _accepts_gzip(object accept_encoding) except -1:
                         if q < 0:
                             q = -2
                 if q >= 0:
-                    if _ieq(p + a, b - a, "gzip", 4) or _ieq(p + a, b - a, "x-gzip", 6):
-                        if q > explicit:
-                            explicit = q
-                    elif b - a == 1 and p[a] == 42:  # '*'
+                    if b - a == 1 and p[a] == 42:  # '*'
                         if q > star:
                             star = q
+                    elif _ieq(p + a, b - a, "identity", 8):
+                        if q > identity:
+                            identity = q
+                    else:
+                        cid = _coding_id(p + a, b - a)
+                        if cid and q > listed[cid]:
+                            listed[cid] = q
         start = end + 1
-    if explicit >= 0:
-        return explicit > 0
-    return star > 0
+    if star < 0:
+        star = 0
+    for k in range(ncodings):
+        cid = codings[k]
+        q = listed[cid] if listed[cid] >= 0 else star
+        if q > best_q:
+            best = cid
+            best_q = q
+    if best == 0 or identity > best_q:
+        return 0
+    return best
 
 
 # Media types -------------------------------------------------------------------
@@ -211,14 +268,28 @@ cdef bint _is_compressible(object content_type, object extra_types) except -1:
 
 # If-None-Match -------------------------------------------------------------------
 
+# What follows the digest in a compressed representation's tag, by coding id - 1.
+cdef tuple _ETAG_SUFFIXES = tuple(f'-{c}"'.encode("ascii") for c in CODINGS)
+
+
+cdef int _etag_suffix(const unsigned char* p, Py_ssize_t n) except -1:
+    """The id of the coding whose tag suffix (``-<coding>"``) p[:n] is, or 0."""
+    cdef int k
+    cdef bytes suffix
+    for k in range(_NCODINGS):
+        suffix = <bytes>_ETAG_SUFFIXES[k]
+        if n == PyBytes_GET_SIZE(suffix) and memcmp(p, PyBytes_AS_STRING(suffix), n) == 0:
+            return k + 1
+    return 0
+
 
 cdef int _scan_inm(object value, list tags, tuple current, const char* hexdigest) except -2:
     """Scan an If-None-Match value (RFC 9110 13.1.2).
 
     Returns -1 when malformed, 2 for ``*``, else 1 when a listed opaque tag
-    equals one in ``current`` (or, with ``hexdigest``, one of our two tags
-    ``"<hexdigest>"`` and ``"<hexdigest>-gzip"``, compared in place) and 0
-    when none does.  With ``tags`` not None, every opaque tag is appended to
+    equals one in ``current`` (or, with ``hexdigest``, one of our tags
+    ``"<hexdigest>"`` and ``"<hexdigest>-<coding>"`` for every coding,
+    compared in place) and 0 when none does.  With ``tags`` not None, every opaque tag is appended to
     it (for parse_if_none_match).
     """
     cdef Py_ssize_t n = 0, i, a = 0, b, end, k, tn
@@ -255,12 +326,9 @@ cdef int _scan_inm(object value, list tags, tuple current, const char* hexdigest
         if tags is not None:
             tags.append(PyUnicode_DecodeASCII(<const char*>p + i, end + 1 - i, NULL))
         tn = end + 1 - i
-        if not matched and hexdigest != NULL:
-            # '"' + 32 hex digits + '"', or + '-gzip"'
-            matched = (
-                (tn == 34 or (tn == 39 and memcmp(p + i + 33, b'-gzip"', 6) == 0))
-                and memcmp(p + i + 1, hexdigest, 32) == 0
-            )
+        if not matched and hexdigest != NULL and tn >= 34 and memcmp(p + i + 1, hexdigest, 32) == 0:
+            # '"' + 32 hex digits + '"', or + '-<coding>"' for any coding
+            matched = tn == 34 or _etag_suffix(p + i + 33, tn - 33) != 0
         if not matched:
             for k in range(ncur):
                 t = _ascii(current[k], &tn)
