@@ -263,6 +263,10 @@ def _level(values: Mapping[str, Any], key: str, low: int, high: int) -> int:
 
 
 def _codings(value: Any) -> Tuple[str, ...]:
+    # The default offers what this install can send (brotli and the zstd module
+    # are dependencies, so normally all three); a coding listed by the user whose
+    # library is missing is an error.
+    explicit = value is not CODINGS
     result: list = []
     for item in _split(value, "COMPRESS_CODINGS"):
         if not isinstance(item, str):
@@ -276,6 +280,8 @@ def _codings(value: Any) -> Tuple[str, ...]:
                 + ", ".join(repr(c) for c in CODINGS)
             )
         package = missing(coding)
+        if package is not None and not explicit:
+            continue
         if package is not None:
             raise ValueError(f"COMPRESS_CODINGS lists {coding!r}, whose library is not installed: pip install {package}")
         if coding not in result:

@@ -36,7 +36,7 @@ pytest.importorskip("asok", reason="the real-Asok tests need asok==0.8.0 install
 
 from asok_fast import ResponseMiddleware  # noqa: E402
 
-from wsgi_helpers import call, gzip_reference, md5_tag  # noqa: E402
+from wsgi_helpers import call, decode, gzip_reference, md5_tag  # noqa: E402
 from asok_project import (  # noqa: E402
     CSRF_COOKIE,
     CSRF_TOKEN,
@@ -63,7 +63,10 @@ PATHS = [PAGE_PATH, JSON_PATH]
 def request_headers(origin: str | None = ORIGINS[0], gzip_ok: bool = True, **extra) -> dict:
     headers = {"Cookie": CSRF_COOKIE}
     if gzip_ok:
-        headers["Accept-Encoding"] = "gzip, deflate, br"
+        # What an HTTP library without brotli or zstd sends (curl --compressed,
+        # urllib3 1.x): gzip is the coding both sides share.  A browser's header
+        # is the subject of test_browser_codings_exactly_once.
+        headers["Accept-Encoding"] = "gzip, deflate"
     if origin is not None:
         headers["Origin"] = origin
     for k, v in extra.items():
@@ -196,6 +199,48 @@ def test_gzip_exactly_once_at_level_6(project, pages, path, origin):
     assert "nonce-" in r.one("Content-Security-Policy")
     assert r.one("X-CSRF-Token") == CSRF_TOKEN
     assert any(v.startswith("asok_sid=") for v in r.get_all("Set-Cookie"))
+
+
+BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    "accept, coding",
+    [(BROWSER_ACCEPT_ENCODING, "zstd"), ("gzip, deflate, br", "br"), ("br;q=0.5, gzip", "gzip")],
+)
+def test_browser_codings_exactly_once(project, pages, path, accept, coding):
+    """The drop-in with the default COMPRESS_CODINGS: the best coding the client
+    takes, applied once, and every representation's tag revalidates."""
+    page = pages[path]
+    r = call(project.mw, path=path, headers=request_headers(Accept_Encoding=accept))
+    assert r.status == "200 OK"
+    assert r.get_all("Content-Encoding") == [coding]
+    assert decode(coding, r.body) == page  # one decoding gives the page: compressed once
+    assert r.one("Content-Length") == str(len(r.body))
+    digest = hashlib.md5(page).hexdigest()
+    assert r.one("ETag") == f'"{digest}-{coding}"'
+    assert sorted(r.vary_tokens()) == ["accept-encoding", "origin"]
+    for tag in (f'"{digest}"', f'"{digest}-gzip"', f'W/"{digest}-zstd"', f'"{digest}-br"'):
+        nm = call(project.mw, path=path, headers=request_headers(Accept_Encoding=accept, If_None_Match=tag))
+        assert nm.status == "304 Not Modified"
+        assert nm.body == b""
+        assert nm.one("ETag") == f'"{digest}-{coding}"'
+
+
+def test_asok_exact_gzip_only_behaviour(tmp_path, core, pages):
+    """COMPRESS_CODINGS = ["gzip"] in the project's config: a browser gets gzip, as from Asok."""
+    app = make_asok_app(
+        tmp_path, GZIP=True, CORS_ORIGINS=list(ORIGINS), GZIP_MIN_SIZE=APP_GZIP_MIN_SIZE, COMPRESS_CODINGS=["gzip"]
+    )
+    try:
+        mw = wrap(app, core)
+        assert mw.config["COMPRESS_CODINGS"] == ["gzip"]
+        r = call(mw, path=PAGE_PATH, headers=request_headers(Accept_Encoding=BROWSER_ACCEPT_ENCODING))
+        assert r.get_all("Content-Encoding") == ["gzip"]
+        assert r.body == gzip_reference(pages[PAGE_PATH], 6)
+    finally:
+        app.shutdown()
 
 
 # ---------------------------------------------------------------- (b) CORS headers once

@@ -33,6 +33,10 @@ SPEC_DEFAULTS: Dict[str, Any] = {
     "CORS_ALLOW_PRIVATE_NETWORK": False,
     "GZIP_LEVEL": 6,
     "GZIP_TYPES": None,
+    "COMPRESS_CODINGS": ("zstd", "br", "gzip"),
+    "ZSTD_LEVEL": 3,
+    "BROTLI_LEVEL": 4,
+    "COMPRESS_RANDOM_PADDING": False,
     "BUFFER_MAX_SIZE": 4194304,
 }
 
@@ -339,8 +343,8 @@ def test_bad_value_in_the_app_config_raises_naming_the_key(make_mw: Any) -> None
 
 # ------------------------------------------------------------------ validation
 
-BOOL_KEYS = ["GZIP", "ETAG", "CORS_ALLOW_CREDENTIALS", "CORS_ALLOW_PRIVATE_NETWORK"]
-INT_KEYS = ["GZIP_MIN_SIZE", "GZIP_LEVEL", "CORS_MAX_AGE", "BUFFER_MAX_SIZE"]
+BOOL_KEYS = ["GZIP", "ETAG", "CORS_ALLOW_CREDENTIALS", "CORS_ALLOW_PRIVATE_NETWORK", "COMPRESS_RANDOM_PADDING"]
+INT_KEYS = ["GZIP_MIN_SIZE", "GZIP_LEVEL", "ZSTD_LEVEL", "BROTLI_LEVEL", "CORS_MAX_AGE", "BUFFER_MAX_SIZE"]
 
 BAD: List[Tuple[str, Any, type]] = (
     [(key, value, TypeError) for key in BOOL_KEYS for value in (1, 0, "yes", "true", None, [])]
@@ -351,6 +355,21 @@ BAD: List[Tuple[str, Any, type]] = (
         ("GZIP_LEVEL", 0, ValueError),
         ("GZIP_LEVEL", 10, ValueError),
         ("GZIP_LEVEL", -5, ValueError),
+        ("ZSTD_LEVEL", 0, ValueError),
+        ("ZSTD_LEVEL", 20, ValueError),  # "ultra" levels: windows beyond 8 MiB (RFC 9659)
+        ("ZSTD_LEVEL", 22, ValueError),
+        ("BROTLI_LEVEL", 12, ValueError),
+        ("COMPRESS_CODINGS", "deflate", ValueError),
+        ("COMPRESS_CODINGS", ["zstd", "compress"], ValueError),
+        ("COMPRESS_CODINGS", ["x-gzip"], ValueError),
+        ("COMPRESS_CODINGS", ["identity"], ValueError),
+        ("COMPRESS_CODINGS", [], ValueError),
+        ("COMPRESS_CODINGS", "", ValueError),
+        ("COMPRESS_CODINGS", " , ", ValueError),
+        ("COMPRESS_CODINGS", None, TypeError),
+        ("COMPRESS_CODINGS", 42, TypeError),
+        ("COMPRESS_CODINGS", b"gzip", TypeError),
+        ("COMPRESS_CODINGS", ["gzip", None], TypeError),
         ("CORS_ORIGINS", 42, TypeError),
         ("CORS_ORIGINS", True, TypeError),
         ("CORS_ORIGINS", b"https://a.com", TypeError),
@@ -461,6 +480,15 @@ def test_app_config_unknown_keys_are_not_ours(make_mw: Any) -> None:
         ("BUFFER_MAX_SIZE", 0),
         ("GZIP_LEVEL", 1),
         ("GZIP_LEVEL", 9),
+        ("ZSTD_LEVEL", 1),
+        ("ZSTD_LEVEL", 19),
+        ("BROTLI_LEVEL", 0),
+        ("BROTLI_LEVEL", 11),
+        ("COMPRESS_CODINGS", ["gzip"]),
+        ("COMPRESS_CODINGS", "br, gzip"),
+        ("COMPRESS_CODINGS", ("GZIP", " Zstd ")),
+        ("COMPRESS_CODINGS", ["gzip", "gzip", "br"]),
+        ("COMPRESS_CODINGS", {"br"}),
         ("CORS_ORIGINS", ""),
         ("CORS_ORIGINS", []),
         ("CORS_ORIGINS", "null"),

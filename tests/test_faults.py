@@ -166,7 +166,7 @@ def test_raises_mid_stream(setup: Any, core: Any, fail_at: int) -> None:
     result.close()  # a server may close twice: the app still sees one close()
     assert body.closed == 1
     assert pool(core) == idle
-    assert result._gzip is None  # the pure core's compressor is dropped too
+    assert result._encoder is None  # the pure core's compressor is dropped too
     check_next()
 
 

@@ -20,7 +20,9 @@ HTML = "text/html; charset=utf-8"
 # Compressible, well above the default GZIP_MIN_SIZE (500).
 BIG = b"<p>asok_fast gzips this paragraph, again and again.</p>\n" * 30
 AE_GZIP = {"Accept-Encoding": "gzip"}
-GZ = {"GZIP": True}
+# This file is about gzip: offered alone, as Asok does (COMPRESS_CODINGS ["gzip"]
+# is Asok's exact behaviour); tests/test_codings.py covers zstd, br and the choice.
+GZ = {"GZIP": True, "COMPRESS_CODINGS": ["gzip"]}
 
 
 def tag(data: bytes, gzipped: bool = False) -> str:
@@ -131,12 +133,13 @@ ACCEPT_ENCODING_TABLE = [
 
 
 @pytest.mark.parametrize("value, expected", ACCEPT_ENCODING_TABLE)
-def test_accepts_gzip_core(core: Any, value: str, expected: bool) -> None:
-    assert core.accepts_gzip(value) is expected
+def test_negotiate_gzip_alone(core: Any, value: str, expected: bool) -> None:
+    assert core.negotiate(value, ("gzip",)) == ("gzip" if expected else None)
 
 
-def test_accepts_gzip_core_none(core: Any) -> None:
-    assert core.accepts_gzip(None) is False
+def test_negotiate_none_header(core: Any) -> None:
+    assert core.negotiate(None, ("gzip",)) is None
+    assert core.negotiate(None, ("zstd", "br", "gzip")) is None
 
 
 @pytest.mark.parametrize("value, expected", ACCEPT_ENCODING_TABLE)

@@ -10,7 +10,9 @@
 * apps: :func:`make_app`, :func:`wsgi_app`, :func:`lazy_app`, and
   :func:`django_app` (a real Django project's handler);
 * references written from SPEC, never read back from the package:
-  :func:`md5_tag`, :func:`gzip_reference`, :func:`sync_flush_reference`.
+  :func:`md5_tag`, :func:`gzip_reference`, :func:`sync_flush_reference`,
+  :func:`zstd_reference`, :func:`brotli_reference`, and :func:`decode` (the
+  libraries' own decoders, a zstd one limited to an 8 MiB window).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from wsgiref.util import setup_testing_defaults
+
+import brotli
+
+try:
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    from backports import zstd  # type: ignore[import-not-found,no-redef]
 
 Header = Tuple[str, str]
 
@@ -51,6 +60,45 @@ def sync_flush_reference(chunks: Sequence[bytes], level: int = 6) -> List[bytes]
     out = [c.compress(chunk) + c.flush(zlib.Z_SYNC_FLUSH) if chunk else b"" for chunk in chunks]
     out.append(c.flush())
     return out
+
+
+def zstd_reference(data: bytes, level: int = 3) -> bytes:
+    """SPEC's zstd bytes: one frame from the zstd module at ``level``, content size in it."""
+    return zstd.compress(data, level)  # type: ignore[no-any-return]
+
+
+def brotli_reference(data: bytes, quality: int = 4) -> bytes:
+    """SPEC's br bytes: the brotli package at ``quality``, its default window."""
+    return brotli.compress(data, quality=quality)  # type: ignore[no-any-return]
+
+
+#: RFC 9659: a client need not decode a zstd window over 8 MiB (2**23); Chrome refuses one.
+ZSTD_WINDOW_LOG_MAX = 23
+
+
+def zstd_decoder() -> Any:
+    return zstd.ZstdDecompressor(options={zstd.DecompressionParameter.window_log_max: ZSTD_WINDOW_LOG_MAX})
+
+
+def decode(coding: Optional[str], body: bytes) -> bytes:
+    """``body`` decoded by the reference decoder of ``coding`` (None: as it is).
+
+    zstd: every frame (a padded body starts with a skippable one), each through
+    a decoder that refuses a window over 8 MiB, as a browser does."""
+    if coding is None:
+        return body
+    if coding == "gzip":
+        return gzip.decompress(body)
+    if coding == "br":
+        return brotli.decompress(body)  # type: ignore[no-any-return]
+    assert coding == "zstd", coding
+    out = []
+    while body:
+        decoder = zstd_decoder()
+        out.append(decoder.decompress(body))
+        assert decoder.eof, "a truncated zstd frame"
+        body = decoder.unused_data
+    return b"".join(out)
 
 
 # --- the client ---------------------------------------------------------------------------
