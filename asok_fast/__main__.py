@@ -2,7 +2,8 @@
 
 * ``asok-fast serve [MODULE:APP]`` - serve a WSGI app (or the built-in demo)
   wrapped by ResponseMiddleware on a production server;
-* ``asok-fast info`` - version, implementation, zlib, Python, build details;
+* ``asok-fast info`` - version, implementation, zlib, the codings and their
+  libraries, Python, build details;
 * ``asok-fast bench`` - the benchmark workloads, interleaved, as one table.
 
 Each subcommand lives in its own module and is imported only when used, so
@@ -40,6 +41,12 @@ def _info(args: argparse.Namespace) -> int:
     zlib_version = getattr(core, "zlib_version", None)
     if zlib_version is not None:
         lines.append(("zlib (compiled core's)", zlib_version()))
+    # The codings this install can send, in the default order of preference.
+    from asok_fast._codecs import available
+    from asok_fast._shared import CODINGS
+
+    for coding, library in sorted(available(), key=lambda item: CODINGS.index(item[0])):
+        lines.append((f"coding {coding}", library))
     lines += [
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("platform", sysconfig.get_platform()),
@@ -54,10 +61,10 @@ def _info(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="asok-fast",
-        description="CORS, gzip and MD5 ETags for any WSGI app, with a compiled core.",
+        description="CORS, zstd/br/gzip compression and MD5 ETags for any WSGI app, with a compiled core.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    info = commands.add_parser("info", help="version, implementation, zlib, Python and build details")
+    info = commands.add_parser("info", help="version, implementation, zlib, codings, Python and build details")
     info.set_defaults(run=_info)
     for name, (module_name, help_text) in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, add_help=False)

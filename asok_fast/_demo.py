@@ -4,9 +4,9 @@ A plain WSGI app (standard library only) whose pages each show one feature of
 the middleware around it:
 
 * ``/``           the index: what to look at, with links and ``curl`` commands;
-* ``/api/items``  ~1.4 KB of JSON (gzip, ETag, ``304``); ``PUT``/``POST``/``PATCH``
+* ``/api/items``  ~1.4 KB of JSON (zstd, br or gzip; ETag, ``304``); ``PUT``/``POST``/``PATCH``
   with a JSON body echo it back (a cross-origin ``PUT`` needs a preflight);
-* ``/big``        a large HTML page (~150 KB before gzip);
+* ``/big``        a large HTML page (~150 KB before compression);
 * ``/stream``     a slow stream of HTML chunks (compressed chunk by chunk, each
   flushed as it is made): ``?chunks=N&delay=SECONDS``;
 * ``/cors``       a page whose script calls ``/api/items`` on the *other* loopback
@@ -84,7 +84,7 @@ def _big_page() -> bytes:
     )
     body = (
         "<h1>A large page</h1>\n"
-        "<p>About 150 KB of HTML. With gzip on, look at <code>Content-Length</code> in your "
+        "<p>About 150 KB of HTML. With compression on, look at <code>Content-Length</code> in your "
         "browser's network panel (or <code>curl -sI --compressed</code>): it is a fraction of "
         "the page's size. Reload it: the browser sends <code>If-None-Match</code> and gets a "
         "<code>304</code> without a body.</p>\n"
@@ -216,10 +216,11 @@ class DemoApp:
         q = html.escape
         body = f"""<h1>asok_fast demo</h1>
 <p>Every response here goes through <code>ResponseMiddleware</code>: CORS with preflight,
-gzip and MD5 ETags with <code>304 Not Modified</code>. Open your browser's network panel
+compression (zstd, br or gzip: the first of the server's order that your browser accepts)
+and MD5 ETags with <code>304 Not Modified</code>. Open your browser's network panel
 and follow the links.</p>
 <ul>
-<li><a href="/api/items">/api/items</a>: ~1.4 KB of JSON, gzipped, with an <code>ETag</code>;
+<li><a href="/api/items">/api/items</a>: ~1.4 KB of JSON, compressed, with an <code>ETag</code>;
 reload it and the answer is <code>304</code>.</li>
 <li><a href="/big">/big</a>: a ~150 KB HTML page; compare <code>Content-Length</code> with the page's size.</li>
 <li><a href="/stream">/stream</a>: a slow stream, compressed chunk by chunk and flushed as it is made:
@@ -230,7 +231,8 @@ the lines appear one by one.</li>
 </ul>
 <h2>From a terminal</h2>
 <pre>
-curl -sI --compressed {q(base)}/api/items            # Content-Encoding: gzip, ETag, Vary
+curl -sI --compressed {q(base)}/api/items            # Content-Encoding: zstd (a curl built with zstd), ETag, Vary
+curl -sI -H 'Accept-Encoding: gzip' {q(base)}/api/items   # a gzip-only client: Content-Encoding: gzip
 curl -s -o /dev/null -w '%{{http_code}}\\n' \\
      -H 'If-None-Match: "&lt;the ETag&gt;"' --compressed {q(base)}/api/items   # 304
 curl -sN --compressed {q(base)}/stream                 # chunks arrive one by one

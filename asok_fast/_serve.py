@@ -52,6 +52,10 @@ FLAG_OF_KEY: Dict[str, str] = {
     "CORS_ALLOW_PRIVATE_NETWORK": "--cors-allow-private-network",
     "GZIP_LEVEL": "--gzip-level",
     "GZIP_TYPES": "--gzip-type",
+    "COMPRESS_CODINGS": "--compress-codings",
+    "ZSTD_LEVEL": "--zstd-level",
+    "BROTLI_LEVEL": "--brotli-level",
+    "COMPRESS_RANDOM_PADDING": "--compress-random-padding",
     "BUFFER_MAX_SIZE": "--buffer-max-size",
 }
 
@@ -86,7 +90,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "middleware configuration",
         "One flag per configuration key (SPEC.md). A flag not given leaves the key to the "
         "app's own config (an Asok app's app.config), then to its default; the demo starts "
-        "from its own (gzip on, CORS for loopback origins). 'none' means None where a key allows it.",
+        "from its own (compression on, CORS for loopback origins). 'none' means None where a key allows it.",
     )
     sup = argparse.SUPPRESS
     g.add_argument(
@@ -129,7 +133,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--gzip", dest="GZIP", action=argparse.BooleanOptionalAction, default=sup,
-        help="GZIP: compress responses",
+        help="GZIP: compress responses (the switch for every coding of --compress-codings)",
     )
     g.add_argument(
         "--min-size", "--gzip-min-size", dest="GZIP_MIN_SIZE", type=_int_of("GZIP_MIN_SIZE"), default=sup,
@@ -142,6 +146,25 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--gzip-type", dest="GZIP_TYPES", action="append", default=sup, metavar="MEDIA/TYPE",
         help="GZIP_TYPES: one more media type to compress (repeat it, or separate with commas)",
+    )
+    g.add_argument(
+        "--compress-codings", dest="COMPRESS_CODINGS", action="append", default=sup, metavar="LIST",
+        help="COMPRESS_CODINGS: the codings offered, in the server's order of preference, from "
+        "zstd, br and gzip (repeat it, or separate with commas; default %s)"
+        % ",".join(DEFAULTS["COMPRESS_CODINGS"]),
+    )
+    g.add_argument(
+        "--zstd-level", dest="ZSTD_LEVEL", type=_int_of("ZSTD_LEVEL"), default=sup, metavar="1-19",
+        help="ZSTD_LEVEL: zstd level (default %d)" % DEFAULTS["ZSTD_LEVEL"],
+    )
+    g.add_argument(
+        "--brotli-level", dest="BROTLI_LEVEL", type=_int_of("BROTLI_LEVEL"), default=sup, metavar="0-11",
+        help="BROTLI_LEVEL: brotli quality (default %d)" % DEFAULTS["BROTLI_LEVEL"],
+    )
+    g.add_argument(
+        "--compress-random-padding", dest="COMPRESS_RANDOM_PADDING", action=argparse.BooleanOptionalAction,
+        default=sup, help="COMPRESS_RANDOM_PADDING: pad compressed bodies with 0 to 99 random bytes "
+        "(against BREACH); off keeps the bytes deterministic",
     )
     g.add_argument(
         "--etag", dest="ETAG", action=argparse.BooleanOptionalAction, default=sup,
@@ -222,6 +245,8 @@ def config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
                     value = "*"
         elif key == "GZIP_TYPES":
             value = None if any(v.strip().lower() == "none" for v in value) else _split_commas(value)
+        elif key == "COMPRESS_CODINGS":
+            value = _split_commas(value)  # in the order given: the server's preference
         config[key] = value
     return config
 
@@ -342,7 +367,7 @@ class AccessLog:
     """``--access-log``: one line per response, written when the status is set.
 
     Outside the middleware, so it shows what the client gets (``304``, ``204``,
-    ``Content-Encoding: gzip``); the body iterable is returned as it is (a
+    ``Content-Encoding``); the body iterable is returned as it is (a
     ``wsgi.file_wrapper`` keeps the server's zero-copy path).
     """
 

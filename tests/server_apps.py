@@ -7,6 +7,7 @@ tests (for the expected bytes).  Standard library and ``asok_fast`` only.
   flags :data:`CLI_FLAGS` (the same configuration as :data:`CONFIG`).
 * ``application``: ``app`` already wrapped by ResponseMiddleware with
   :data:`CONFIG`, for a stock ``gunicorn server_apps:application``.
+* ``/accept-encoding`` (in ``app``): a page showing the ``Accept-Encoding`` the client sent.
 * ``browser_page``: the page of the browser test (``/cors-test``), served from
   another origin than the API it calls.
 
@@ -16,6 +17,7 @@ Every response carries ``X-Worker-Pid`` (the process that answered).
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import time
@@ -152,6 +154,11 @@ def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Any:
             ("X-Worker-Pid", str(os.getpid())),
         ])
         return environ["wsgi.file_wrapper"](handle, 8192)
+    if path == "/accept-encoding":
+        # What the client offered, shown as a page (the browser tests read it from the DOM).
+        offered = environ.get("HTTP_ACCEPT_ENCODING")
+        page = f'<!DOCTYPE html>\n<html><body><pre id="offered">{html.escape(repr(offered))}</pre></body></html>\n'
+        return _send(start_response, "200 OK", "text/html; charset=utf-8", page.encode(), [("Cache-Control", "no-store")])
     if path == "/gated":
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("X-Worker-Pid", str(os.getpid()))])
         return _gated(query["id"][0])

@@ -18,6 +18,7 @@ one when it is built and ``ASOK_FAST_NO_EXTENSIONS`` is not set); a server start
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -160,11 +162,17 @@ def stop_process_group(proc: subprocess.Popen, grace: float = 8.0) -> None:
         time.sleep(0.05)
 
 
+def absolute_pythonpath() -> str:
+    """The test run's ``PYTHONPATH`` with relative entries (``PYTHONPATH=.``) made absolute, for
+    a subprocess started in another directory: it names what it named for the test run."""
+    return os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+
+
 def server_env(gates_dir: Path, no_extensions: bool = False, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = dict(os.environ)  # ASOK_FAST_NO_EXTENSIONS as the test run has it, unless forced
     if no_extensions:
         env["ASOK_FAST_NO_EXTENSIONS"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_DIR), absolute_pythonpath()) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env["ASOK_FAST_TEST_GATES"] = str(gates_dir)
     env.pop("GUNICORN_CMD_ARGS", None)
@@ -184,8 +192,10 @@ def start_server(
     env_extra: Optional[Dict[str, str]] = None,
     timeout: float = 30.0,
     cwd: Optional[Path] = None,
+    port: Optional[int] = None,
 ) -> Server:
-    """Start ``argv`` (which must listen on 127.0.0.1 port 0) and wait until it answers."""
+    """Start ``argv`` and wait until it answers.  ``argv`` listens on 127.0.0.1 port 0 and prints
+    its URL, or (a server that cannot, such as nginx) on ``port``, given here."""
     workdir.mkdir(parents=True, exist_ok=True)
     gates_dir = workdir / "gates"
     gates_dir.mkdir(exist_ok=True)
@@ -206,7 +216,7 @@ def start_server(
     expected = "python" if no_extensions else default_implementation()
     server = Server(name=name, proc=proc, log_path=log_path, gates_dir=gates_dir, expected_implementation=expected)
     try:
-        server.port = _wait_for_port(server, timeout)
+        server.port = port if port is not None else _wait_for_port(server, timeout)
         _wait_until_answering(server, ready_path, timeout)
     except BaseException:
         server.stop()
@@ -225,6 +235,15 @@ def _wait_for_port(server: Server, timeout: float) -> int:
         if time.monotonic() > deadline:
             raise RuntimeError(f"server {server.name} printed no URL within {timeout} s:\n{server.log()}")
         time.sleep(0.05)
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now, for a server that cannot listen on port 0 and say which
+    port it got (nginx).  Another process could take it before the server binds it: the
+    caller retries on "Address already in use"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 def _wait_until_answering(server: Server, path: Optional[str], timeout: float) -> None:
@@ -297,6 +316,95 @@ def raw_request(port: int, method: str, path: str, headers: Optional[Dict[str, s
         name, _, value = line.partition(":")
         parsed.append((name.strip(), value.strip()))
     return RawResponse(status=int(status_line.split()[1]), headers=parsed, body=body)
+
+
+# ---------------------------------------------------------------- codings
+
+#: The codings the middleware sends, in its default order of preference.
+CODINGS = ("zstd", "br", "gzip")
+
+#: What Chromium 156 and curl 7.88 (built with brotli and zstd) send; urllib3 2.x sends
+#: ``gzip, deflate, br, zstd`` too when brotli and the zstd module import.  A test that
+#: wants one coding sends only that one.
+BROWSER_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+
+
+def decode(coding: Optional[str], data: bytes) -> bytes:
+    """A whole body in ``coding`` (None: identity) -> the bytes the app made."""
+    if coding is None:
+        return data
+    if coding == "gzip":
+        return gzip.decompress(data)
+    if coding == "br":
+        import brotli
+
+        return brotli.decompress(data)
+    if coding == "zstd":
+        return _zstd().decompress(data)
+    raise AssertionError(f"unexpected Content-Encoding {coding!r}")
+
+
+class StreamDecoder:
+    """Decodes a body in ``coding`` piece by piece as it arrives (None: identity);
+    ``complete`` says whether the coding's own end marker has been read."""
+
+    def __init__(self, coding: Optional[str]) -> None:
+        self.coding = coding
+        if coding is None:
+            self._decoder = None
+        elif coding == "gzip":
+            self._decoder = zlib.decompressobj(31)
+        elif coding == "br":
+            import brotli
+
+            self._decoder = brotli.Decompressor()
+        elif coding == "zstd":
+            self._decoder = _zstd().ZstdDecompressor()
+        else:
+            raise AssertionError(f"unexpected Content-Encoding {coding!r}")
+
+    def feed(self, data: bytes) -> bytes:
+        if self._decoder is None:
+            return data
+        if self.coding == "br":
+            return self._decoder.process(data)
+        return self._decoder.decompress(data)
+
+    def end(self) -> bytes:
+        """What is left after the last byte (gzip's buffered tail)."""
+        return self._decoder.flush() if self.coding == "gzip" else b""
+
+    @property
+    def complete(self) -> bool:
+        if self._decoder is None:
+            return True
+        if self.coding == "br":
+            return bool(self._decoder.is_finished())
+        return bool(self._decoder.eof)
+
+
+def _zstd():
+    try:  # Python 3.14
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        from backports import zstd  # type: ignore[import-not-found,no-redef]
+    return zstd
+
+
+def reference_bytes(coding: str, data: bytes, level: Optional[int] = None) -> bytes:
+    """What the middleware sends for ``data`` in ``coding`` at the default levels (deterministic:
+    no random padding): made here with the same libraries, independently of asok_fast."""
+    if coding == "gzip":
+        co = zlib.compressobj(6 if level is None else level, zlib.DEFLATED, 31)
+        return co.compress(data) + co.flush()
+    if coding == "br":
+        import brotli
+
+        return brotli.compress(data, quality=4 if level is None else level)
+    if coding == "zstd":
+        zstd = _zstd()
+        return zstd.ZstdCompressor(level=3 if level is None else level).compress(data, zstd.ZstdCompressor.FLUSH_FRAME)
+    raise AssertionError(coding)
 
 
 def get_json(server: Server, path: str) -> Dict[str, object]:

@@ -22,13 +22,31 @@ import zlib
 from pathlib import Path
 from typing import List, Tuple
 
+import brotli
 import pytest
+
+try:  # Python 3.14
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    from backports import zstd  # type: ignore[import-not-found,no-redef]
 
 import asok_fast
 from asok_fast import ResponseMiddleware, _core, _serve
 from asok_fast.__main__ import main
+from asok_fast._codecs import available
 from asok_fast._config import DEFAULTS
-from servers import HOST, Server, asok_fast_command, default_implementation, python_m_asok_fast, raw_request, start_server
+from servers import (
+    BROWSER_ACCEPT_ENCODING,
+    HOST,
+    Server,
+    absolute_pythonpath,
+    asok_fast_command,
+    decode,
+    default_implementation,
+    python_m_asok_fast,
+    raw_request,
+    start_server,
+)
 
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="the test servers are POSIX process groups")
@@ -80,6 +98,10 @@ def test_every_config_key_has_a_flag() -> None:
         "--min-size", "100",
         "--gzip-level", "9",
         "--gzip-type", "application/x-custom",
+        "--compress-codings", "br, gzip",
+        "--zstd-level", "19",
+        "--brotli-level", "11",
+        "--compress-random-padding",
         "--no-etag",
         "--buffer-max-size", "1048576",
     )
@@ -97,6 +119,10 @@ def test_every_config_key_has_a_flag() -> None:
         "GZIP_MIN_SIZE": 100,
         "GZIP_LEVEL": 9,
         "GZIP_TYPES": ["application/x-custom"],
+        "COMPRESS_CODINGS": ["br", "gzip"],
+        "ZSTD_LEVEL": 19,
+        "BROTLI_LEVEL": 11,
+        "COMPRESS_RANDOM_PADDING": True,
         "ETAG": False,
         "BUFFER_MAX_SIZE": 1048576,
     }
@@ -120,6 +146,12 @@ def test_every_config_key_has_a_flag() -> None:
         (["--cors-expose-headers", "none"], {"CORS_EXPOSE_HEADERS": None}),
         (["--gzip-type", "a/b", "--gzip-type", "c/d,e/f"], {"GZIP_TYPES": ["a/b", "c/d", "e/f"]}),
         (["--gzip-type", "none"], {"GZIP_TYPES": None}),
+        # the order given is the server's preference
+        (["--compress-codings", "gzip"], {"COMPRESS_CODINGS": ["gzip"]}),
+        (["--compress-codings", "br", "--compress-codings", "gzip, zstd"], {"COMPRESS_CODINGS": ["br", "gzip", "zstd"]}),
+        (["--zstd-level", "1"], {"ZSTD_LEVEL": 1}),
+        (["--brotli-level", "0"], {"BROTLI_LEVEL": 0}),
+        (["--no-compress-random-padding"], {"COMPRESS_RANDOM_PADDING": False}),
     ],
 )
 def test_flag_values(argv: List[str], expected: dict) -> None:
@@ -147,6 +179,13 @@ def test_flag_values(argv: List[str], expected: dict) -> None:
         (["--cors-allow-headers", "Content-Type\n"], ["CORS_ALLOW_HEADERS"]),
         (["--cors-expose-headers", "ETag\x00"], ["CORS_EXPOSE_HEADERS"]),
         (["--gzip-type", "not a media type"], ["GZIP_TYPES"]),
+        (["--compress-codings", "deflate"], ["COMPRESS_CODINGS"]),
+        (["--compress-codings", ","], ["COMPRESS_CODINGS"]),
+        (["--zstd-level", "0"], ["ZSTD_LEVEL"]),
+        (["--zstd-level", "20"], ["ZSTD_LEVEL"]),  # 20-22 need windows beyond RFC 9659's 8 MiB
+        (["--zstd-level", "fast"], ["ZSTD_LEVEL"]),
+        (["--brotli-level", "12"], ["BROTLI_LEVEL"]),
+        (["--brotli-level", "-1"], ["BROTLI_LEVEL"]),
         (["--cors-origin", "*", "--cors-allow-credentials"], ["CORS_ORIGINS", "CORS_ALLOW_CREDENTIALS"]),
     ],
 )
@@ -279,6 +318,9 @@ def assert_info(stdout: str) -> None:
         "core module",
         "zlib (Python's)",
         *(["zlib (compiled core's)"] if compiled else []),
+        "coding zstd",
+        "coding br",
+        "coding gzip",
         "python",
         "platform",
         "compiler",
@@ -289,6 +331,11 @@ def assert_info(stdout: str) -> None:
     assert values["zlib (Python's)"] == zlib.ZLIB_RUNTIME_VERSION
     if compiled:
         assert values["zlib (compiled core's)"] == _core.load_compiled().zlib_version()
+    # each coding with the library (and version) that makes its bytes
+    assert values["coding gzip"] == f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    assert values["coding br"] == f"brotli {brotli.__version__}"
+    assert values["coding zstd"] == f"zstd {zstd.zstd_version} ({zstd.__name__})"
+    assert dict(available()) == {c: values[f"coding {c}"] for c in ("zstd", "br", "gzip")}
     assert values["python"].endswith(".".join(map(str, sys.version_info[:3])))
     assert values["platform"] == sysconfig.get_platform()
 
@@ -328,6 +375,76 @@ def test_cli_gunicorn_preload_gthread(tmp_path: Path) -> None:
 
         assert r.get("Content-Encoding") == "gzip" and gzip.decompress(r.body) == ITEMS_JSON
         assert r.get("ETag") == f'"{hashlib.md5(ITEMS_JSON).hexdigest()}-gzip"'
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- the coding flags on a real server
+
+ALL_CODINGS = {"Accept-Encoding": BROWSER_ACCEPT_ENCODING}
+
+
+@posix_only
+@pytest.mark.parametrize("no_extensions", [False, True], ids=["default-core", "python"])
+def test_coding_flags_reach_the_served_bytes(tmp_path: Path, no_extensions: bool) -> None:
+    """``--compress-codings br,gzip --brotli-level 11``: a client accepting all three gets br
+    (zstd is not offered), made at quality 11; one accepting only zstd gets identity."""
+    from asok_fast._demo import ITEMS_JSON
+
+    srv = start_server(
+        "cli-codings",
+        python_m_asok_fast() + ["serve", "--port", "0", "--compress-codings", "br,gzip", "--brotli-level", "11"],
+        tmp_path, ready_path="/api/items", no_extensions=no_extensions,
+    )
+    try:
+        assert re.search(r"^\s+COMPRESS_CODINGS\s+= \['br', 'gzip'\]$", srv.log(), re.M)
+        assert re.search(r"^\s+BROTLI_LEVEL\s+= 11$", srv.log(), re.M)
+        r = raw_request(srv.port, "GET", "/api/items", ALL_CODINGS)
+        assert r.get("Content-Encoding") == "br"
+        assert r.body == brotli.compress(ITEMS_JSON, quality=11)
+        assert r.get("ETag") == f'"{hashlib.md5(ITEMS_JSON).hexdigest()}-br"'
+        gz = raw_request(srv.port, "GET", "/api/items", {"Accept-Encoding": "gzip"})
+        assert gz.get("Content-Encoding") == "gzip" and gzip.decompress(gz.body) == ITEMS_JSON
+        only_zstd = raw_request(srv.port, "GET", "/api/items", {"Accept-Encoding": "zstd"})
+        assert only_zstd.get("Content-Encoding") is None and only_zstd.body == ITEMS_JSON
+        assert "accept-encoding" in only_zstd.get("Vary").lower()
+    finally:
+        srv.stop()
+
+
+@posix_only
+def test_zstd_level_and_padding_flags_reach_the_served_bytes(tmp_path: Path) -> None:
+    from asok_fast._demo import ITEMS_JSON
+
+    srv = start_server(
+        "cli-zstd",
+        python_m_asok_fast() + ["serve", "--port", "0", "--zstd-level", "19"],
+        tmp_path / "plain", ready_path="/api/items",
+    )
+    try:
+        r = raw_request(srv.port, "GET", "/api/items", ALL_CODINGS)
+        assert r.get("Content-Encoding") == "zstd"  # first in the default order
+        assert r.body == zstd.ZstdCompressor(level=19).compress(ITEMS_JSON, zstd.ZstdCompressor.FLUSH_FRAME)
+    finally:
+        srv.stop()
+
+    srv = start_server(
+        "cli-padding",
+        python_m_asok_fast() + ["serve", "--port", "0", "--compress-random-padding"],
+        tmp_path / "padded", ready_path="/api/items",
+    )
+    try:
+        assert re.search(r"^\s+COMPRESS_RANDOM_PADDING\s+= True$", srv.log(), re.M)
+        tag = hashlib.md5(ITEMS_JSON).hexdigest()
+        for coding in ("zstd", "br", "gzip"):
+            bodies = set()
+            for _ in range(6):  # 0 to 99 random bytes each time: six equal lengths has odds 1e-10
+                r = raw_request(srv.port, "GET", "/api/items", {"Accept-Encoding": coding})
+                assert r.get("Content-Encoding") == coding
+                assert decode(coding, r.body) == ITEMS_JSON
+                assert r.get("ETag") == f'"{tag}-{coding}"'  # padding changes no tag
+                bodies.add(len(r.body))
+            assert len(bodies) > 1, (coding, bodies)
     finally:
         srv.stop()
 
@@ -462,7 +579,7 @@ def test_flags_override_the_projects_config(asok_project: Path) -> None:
         done = subprocess.run(
             python_m_asok_fast() + ["serve", target, "--check", "--no-etag", "--gzip-level", "9"],
             cwd=str(asok_project), capture_output=True, text=True, timeout=120,
-            env={**os.environ, "ASOK_ENV_OVERRIDE": "true"},
+            env={**os.environ, "PYTHONPATH": absolute_pythonpath(), "ASOK_ENV_OVERRIDE": "true"},
         )
         assert done.returncode == 0, done.stderr
         out = done.stdout

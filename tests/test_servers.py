@@ -15,6 +15,11 @@ process group id (``tests/servers.py``):
 
 The clients are ``http.client``, a raw socket (to count the bytes on the wire) and
 ``curl``.  Every expected body comes from ``server_apps``' own functions.
+
+The servers run the default ``COMPRESS_CODINGS`` (zstd, br, gzip, in that order of
+preference).  Each test names the coding it expects and sends an ``Accept-Encoding`` that
+makes it so: ``{"Accept-Encoding": "gzip"}`` for gzip, never a client's default header
+(curl 7.88 and Chromium send ``gzip, deflate, br, zstd``, and get zstd).
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import shutil
 import subprocess
 import threading
 import uuid
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
@@ -37,13 +41,18 @@ import pytest
 
 from server_apps import ALLOWED_ORIGIN, CLI_FLAGS, FILE_BODY, SMALL_BODY, STREAM_CHUNKS, big_body, json_body, unique_body
 from servers import (
+    BROWSER_ACCEPT_ENCODING,
+    CODINGS,
     HOST,
     Server,
+    StreamDecoder,
     asok_fast_command,
+    decode,
     get_json,
     python_m_asok_fast,
     python_m_gunicorn,
     raw_request,
+    reference_bytes,
     start_server,
 )
 
@@ -53,6 +62,8 @@ pytest.importorskip("waitress", reason="the server tests need waitress (the serv
 BIG = big_body()
 JSON = json_body()
 GZIP_OK = {"Accept-Encoding": "gzip"}
+ACCEPT = {coding: {"Accept-Encoding": coding} for coding in CODINGS}  # exactly one coding each
+MAGIC = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}  # br has no magic number
 CURL = shutil.which("curl")
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (Debian package: curl)")
 
@@ -140,33 +151,59 @@ def test_implementation_and_processes(server: Server) -> None:
         assert info["loaded_in"] == info["pid"]
 
 
-# ---------------------------------------------------------------- gzip, Content-Length, ETag
+# ---------------------------------------------------------------- zstd, br, gzip, Content-Length, ETag
 
 
+@pytest.mark.parametrize("coding", CODINGS)
 @pytest.mark.parametrize("path,expected,ctype", [("/big", BIG, "text/html"), ("/json", JSON, "application/json")])
-def test_gzip_decodes_to_the_exact_body(server: Server, path: str, expected: bytes, ctype: str) -> None:
-    r = raw_request(server.port, "GET", path, GZIP_OK)
+def test_each_coding_decodes_to_the_exact_body(server: Server, coding: str, path: str, expected: bytes, ctype: str) -> None:
+    """A buffered answer (the JSON, the big page) in the one coding the client accepts."""
+    r = raw_request(server.port, "GET", path, ACCEPT[coding])
     assert r.status == 200
-    assert r.get("Content-Encoding") == "gzip"
+    assert r.get("Content-Encoding") == coding
     assert int(r.get("Content-Length")) == len(r.body)  # the bytes on the wire
-    assert gzip.decompress(r.body) == expected
-    assert r.body[:2] == b"\x1f\x8b" and len(r.body) < len(expected)
-    assert r.get("ETag") == f'"{md5(expected)}-gzip"'
+    assert decode(coding, r.body) == expected
+    assert r.body.startswith(MAGIC.get(coding, b"")) and len(r.body) < len(expected)
+    assert r.get("ETag") == f'"{md5(expected)}-{coding}"'
     assert vary_tokens(r.get("Vary")) == ["accept-encoding", "origin"]
     assert r.get("Content-Type").startswith(ctype)
     assert r.get("Transfer-Encoding") is None
 
 
-def test_gzip_bytes_are_deterministic(server: Server) -> None:
-    """Same body, same level, same zlib: the same bytes from every request (and replica)."""
-    first = raw_request(server.port, "GET", "/big", GZIP_OK)
-    second = raw_request(server.port, "GET", "/big", GZIP_OK)
+@pytest.mark.parametrize("coding", CODINGS)
+def test_compressed_bytes_are_deterministic(server: Server, coding: str) -> None:
+    """Same body, coding, level and library: the same bytes from every request (and replica),
+    equal to what the library itself makes at the default level (zstd 3, brotli 4, zlib 6)."""
+    first = raw_request(server.port, "GET", "/big", ACCEPT[coding])
+    second = raw_request(server.port, "GET", "/big", ACCEPT[coding])
+    assert first.get("Content-Encoding") == second.get("Content-Encoding") == coding
     assert first.body == second.body
-    co = zlib.compressobj(6, zlib.DEFLATED, 31)
-    assert first.body == co.compress(BIG) + co.flush()
+    assert first.body == reference_bytes(coding, BIG)
 
 
-def test_identity_when_gzip_not_accepted(server: Server) -> None:
+@pytest.mark.parametrize(
+    "accept_encoding,expected",
+    [
+        (BROWSER_ACCEPT_ENCODING, "zstd"),  # Chromium's and curl's header: the server's first choice
+        ("gzip, br", "br"),
+        ("br;q=0.5, gzip", "gzip"),  # the client's weights first, the server's order breaks ties
+        ("x-gzip", "gzip"),
+        ("*", "zstd"),
+        ("zstd;q=0, br;q=0, *", "gzip"),
+        ("zstd;q=0, br;q=0, gzip;q=0", None),
+        ("deflate", None),
+    ],
+)
+def test_negotiation_over_the_wire(server: Server, accept_encoding: str, expected: Optional[str]) -> None:
+    r = raw_request(server.port, "GET", "/json", {"Accept-Encoding": accept_encoding})
+    assert r.status == 200
+    assert r.get("Content-Encoding") == expected
+    assert decode(expected, r.body) == JSON
+    assert r.get("ETag") == f'"{md5(JSON)}{"-" + expected if expected else ""}"'
+    assert vary_tokens(r.get("Vary")) == ["accept-encoding", "origin"]
+
+
+def test_identity_when_no_coding_is_accepted(server: Server) -> None:
     r = raw_request(server.port, "GET", "/big")
     assert r.status == 200
     assert r.get("Content-Encoding") is None
@@ -188,16 +225,18 @@ def test_small_body_is_not_compressed(server: Server) -> None:
 # ---------------------------------------------------------------- 304
 
 
-@pytest.mark.parametrize("accept", [GZIP_OK, {}], ids=["gzip", "identity"])
-def test_304_round_trip(server: Server, accept: Dict[str, str]) -> None:
+@pytest.mark.parametrize("coding", [*CODINGS, None], ids=[*CODINGS, "identity"])
+def test_304_round_trip(server: Server, coding: Optional[str]) -> None:
+    accept = ACCEPT[coding] if coding else {}
     conn = server.connection()
     try:
         conn.request("GET", "/json", headers=accept)
         first = conn.getresponse()
         body = first.read()
         assert first.status == 200
+        assert first.getheader("Content-Encoding") == coding
         etag = first.getheader("ETag")
-        assert etag in (f'"{md5(JSON)}"', f'"{md5(JSON)}-gzip"')
+        assert etag == (f'"{md5(JSON)}-{coding}"' if coding else f'"{md5(JSON)}"')
         conn.request("GET", "/json", headers={**accept, "If-None-Match": etag})
         again = conn.getresponse()
         assert again.status == 304
@@ -218,13 +257,15 @@ def test_304_round_trip(server: Server, accept: Dict[str, str]) -> None:
     assert raw.status == 304 and raw.body == b""
 
 
-def test_304_for_the_other_representation_tag(server: Server) -> None:
-    """A client holding the identity tag revalidates a gzip request (the digest names the content)."""
-    r = raw_request(server.port, "GET", "/big", {**GZIP_OK, "If-None-Match": f'W/"{md5(BIG)}"'})
+@pytest.mark.parametrize("held,coding", [("", "gzip"), ("-br", "zstd"), ("-zstd", "gzip"), ("-gzip", "br")])
+def test_304_for_the_other_representation_tag(server: Server, held: str, coding: str) -> None:
+    """A client holding another representation's tag (weakened, as proxies do) revalidates a
+    request in ``coding``: the digest names the content; the 304 carries ``coding``'s own tag."""
+    r = raw_request(server.port, "GET", "/big", {**ACCEPT[coding], "If-None-Match": f'W/"{md5(BIG)}{held}"'})
     assert r.status == 304 and r.body == b""
-    assert r.get("ETag") == f'"{md5(BIG)}-gzip"'
-    stale = raw_request(server.port, "GET", "/big", {**GZIP_OK, "If-None-Match": '"0123"'})
-    assert stale.status == 200 and gzip.decompress(stale.body) == BIG
+    assert r.get("ETag") == f'"{md5(BIG)}-{coding}"'
+    stale = raw_request(server.port, "GET", "/big", {**ACCEPT[coding], "If-None-Match": '"0123"'})
+    assert stale.status == 200 and stale.get("Content-Encoding") == coding and decode(coding, stale.body) == BIG
 
 
 # ---------------------------------------------------------------- CORS
@@ -274,11 +315,13 @@ def test_put_reaches_the_app(server: Server) -> None:
 # ---------------------------------------------------------------- HEAD
 
 
-@pytest.mark.parametrize("accept", [GZIP_OK, {}], ids=["gzip", "identity"])
-def test_head_has_get_headers_and_no_body(server: Server, accept: Dict[str, str]) -> None:
+@pytest.mark.parametrize("coding", [*CODINGS, None], ids=[*CODINGS, "identity"])
+def test_head_has_get_headers_and_no_body(server: Server, coding: Optional[str]) -> None:
+    accept = ACCEPT[coding] if coding else {}
     get = raw_request(server.port, "GET", "/big", accept)
     head = raw_request(server.port, "HEAD", "/big", accept)
     assert head.status == get.status == 200
+    assert head.get("Content-Encoding") == coding
     assert head.body == b""  # not one body byte on the wire
     for name in ("Content-Length", "Content-Encoding", "ETag", "Vary", "Content-Type"):
         assert head.get(name) == get.get(name), name
@@ -288,8 +331,12 @@ def test_head_has_get_headers_and_no_body(server: Server, accept: Dict[str, str]
 # ---------------------------------------------------------------- streams
 
 
-@pytest.mark.parametrize("accept", [GZIP_OK, {}], ids=["gzip", "identity"])
-def test_stream_first_chunk_arrives_before_the_next_is_made(server: Server, accept: Dict[str, str]) -> None:
+@pytest.mark.parametrize("coding", [*CODINGS, None], ids=[*CODINGS, "identity"])
+def test_stream_first_chunk_arrives_before_the_next_is_made(server: Server, coding: Optional[str]) -> None:
+    """A slow stream in each coding: the first chunk decodes from the bytes that arrived while
+    the app is blocked before making the next one (a flushed block per chunk), and the whole
+    body is one complete frame or stream of the coding."""
+    accept = ACCEPT[coding] if coding else {}
     gate = uuid.uuid4().hex
     conn = server.connection(timeout=10)
     try:
@@ -298,16 +345,15 @@ def test_stream_first_chunk_arrives_before_the_next_is_made(server: Server, acce
         assert response.status == 200
         assert response.getheader("Content-Length") is None
         assert response.getheader("ETag") is None
-        gzipped = response.getheader("Content-Encoding") == "gzip"
-        assert gzipped == bool(accept)
-        decoder = zlib.decompressobj(31) if gzipped else None
+        assert response.getheader("Content-Encoding") == coding
+        decoder = StreamDecoder(coding)
         text = b""
         # The app is now blocked on the gate, which only this test opens: whatever arrives
         # was sent before the app made its next chunk.
         while len(text) < len(STREAM_CHUNKS[0]):
             data = response.read1(65536)
             assert data, f"stream ended early after {text!r}"
-            text += decoder.decompress(data) if decoder else data
+            text += decoder.feed(data)
         assert text == STREAM_CHUNKS[0]
 
         if server.extra.get("workers") == "sync":
@@ -318,9 +364,8 @@ def test_stream_first_chunk_arrives_before_the_next_is_made(server: Server, acce
 
         server.open_gate(gate)
         rest = response.read()
-        text += (decoder.decompress(rest) + decoder.flush()) if decoder else rest
-        if decoder:
-            assert decoder.eof  # a complete gzip member, trailer included
+        text += decoder.feed(rest) + decoder.end()
+        assert decoder.complete  # a complete gzip member / zstd frame / brotli stream
         assert text == b"".join(STREAM_CHUNKS)
     finally:
         server.open_gate(gate)  # never leave a worker waiting
@@ -345,7 +390,7 @@ def test_head_of_a_stream_sends_no_body_and_does_not_wait_for_it(server: Server)
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_file_wrapper_body_passes_through(server: Server, method: str) -> None:
     """The server's own wsgi.file_wrapper object goes back to it untouched (zero-copy path)."""
-    r = raw_request(server.port, method, "/file", GZIP_OK)
+    r = raw_request(server.port, method, "/file", {"Accept-Encoding": BROWSER_ACCEPT_ENCODING})
     assert r.status == 200
     assert r.get("Content-Encoding") is None
     assert r.get("Content-Length") == str(len(FILE_BODY))
@@ -357,17 +402,17 @@ def test_file_wrapper_body_passes_through(server: Server, method: str) -> None:
 
 def test_concurrent_clients_get_byte_exact_answers(server: Server) -> None:
     rng = random.Random(1234)
-    jobs = [(i, rng.choice(["/unique", "/big", "/json"]), rng.random() < 0.6) for i in range(120)]
+    jobs = [(i, rng.choice(["/unique", "/big", "/json"]), rng.choice([*CODINGS, None])) for i in range(120)]
     local = threading.local()
 
     def one(job):
-        n, path, use_gzip = job
+        n, path, coding = job
         conn = getattr(local, "conn", None)
         if conn is None:
             conn = local.conn = server.connection(timeout=20)
         target = f"/unique?n={n}" if path == "/unique" else path
         expected = unique_body(n) if path == "/unique" else (BIG if path == "/big" else JSON)
-        conn.request("GET", target, headers=GZIP_OK if use_gzip else {})
+        conn.request("GET", target, headers=ACCEPT[coding] if coding else {})
         response = conn.getresponse()
         data = response.read()
         if response.getheader("Connection", "").lower() == "close" or response.will_close:
@@ -375,11 +420,9 @@ def test_concurrent_clients_get_byte_exact_answers(server: Server) -> None:
             local.conn = None
         assert response.status == 200, (target, response.status)
         assert int(response.getheader("Content-Length")) == len(data)
-        encoded = response.getheader("Content-Encoding") == "gzip"
-        assert encoded == use_gzip, (target, response.getheaders())
-        body = gzip.decompress(data) if encoded else data
-        assert body == expected, target
-        suffix = "-gzip" if encoded else ""
+        assert response.getheader("Content-Encoding") == coding, (target, response.getheaders())
+        assert decode(coding, data) == expected, target
+        suffix = f"-{coding}" if coding else ""
         assert response.getheader("ETag") == f'"{md5(expected)}{suffix}"'
         return n
 
@@ -404,37 +447,50 @@ def header_map(text: str) -> Dict[str, List[str]]:
     return out
 
 
+def curl_decodes(coding: str) -> bool:
+    """Whether this curl was built with the library for ``coding`` (``curl -V`` features)."""
+    features = subprocess.run([CURL, "-V"], capture_output=True, text=True, timeout=20).stdout
+    line = next((text for text in features.splitlines() if text.startswith("Features:")), "")
+    return {"gzip": "libz", "br": "brotli", "zstd": "zstd"}[coding] in line.split()
+
+
 @needs_curl
-def test_curl_compressed_gives_the_exact_body(server: Server, tmp_path) -> None:
+@pytest.mark.parametrize("coding", CODINGS)
+def test_curl_compressed_gives_the_exact_body(server: Server, tmp_path, coding: str) -> None:
+    """curl asks for one coding (``-H``) and decodes it itself (``--compressed``)."""
+    if not curl_decodes(coding):
+        pytest.skip(f"this curl cannot decode {coding} (curl -V lists no such feature)")
     headers_file = tmp_path / "headers"
-    done = curl("--compressed", "-D", str(headers_file), f"{server.url}/big")
+    done = curl("--compressed", "-H", f"Accept-Encoding: {coding}", "-D", str(headers_file), f"{server.url}/big")
     assert done.returncode == 0, done.stderr
     assert done.stdout == BIG
     headers = header_map(headers_file.read_text("latin-1"))
-    assert headers["content-encoding"] == ["gzip"]
+    assert headers["content-encoding"] == [coding]
     assert int(headers["content-length"][0]) < len(BIG)
 
 
 @needs_curl
-def test_curl_head(server: Server) -> None:
-    done = curl("-I", "--compressed", f"{server.url}/big")
+@pytest.mark.parametrize("coding", CODINGS)
+def test_curl_head(server: Server, coding: str) -> None:
+    done = curl("-I", "-H", f"Accept-Encoding: {coding}", f"{server.url}/big")
     assert done.returncode == 0, done.stderr
     text = done.stdout.decode("latin-1")
     assert text.startswith("HTTP/1.1 200")
     headers = header_map(text)
-    assert headers["content-encoding"] == ["gzip"]
-    assert headers["etag"] == [f'"{md5(BIG)}-gzip"']
-    get = raw_request(server.port, "GET", "/big", GZIP_OK)
+    assert headers["content-encoding"] == [coding]
+    assert headers["etag"] == [f'"{md5(BIG)}-{coding}"']
+    get = raw_request(server.port, "GET", "/big", ACCEPT[coding])
     assert headers["content-length"] == [str(len(get.body))]
 
 
 @needs_curl
 def test_curl_304_with_if_none_match(server: Server) -> None:
-    tag = f'"{md5(JSON)}-gzip"'
-    done = curl("--compressed", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H", f"If-None-Match: {tag}", f"{server.url}/json")
+    zstd_only = ("-H", "Accept-Encoding: zstd")
+    tag = f'"{md5(JSON)}-zstd"'
+    done = curl(*zstd_only, "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H", f"If-None-Match: {tag}", f"{server.url}/json")
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode() == "304 0"
-    fresh = curl("--compressed", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H", 'If-None-Match: "stale"', f"{server.url}/json")
+    fresh = curl(*zstd_only, "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H", 'If-None-Match: "stale"', f"{server.url}/json")
     code, size = fresh.stdout.decode().split()
     assert code == "200" and 0 < int(size) < len(JSON)
 
