@@ -12,7 +12,7 @@ import gzip
 import hashlib
 import json
 import zlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import brotli
 import pytest
