@@ -7,7 +7,7 @@ import pytest
 from asok_fast.benchmarks import stacks as st
 from asok_fast.benchmarks import workloads as wl
 
-WORKLOAD_IDS = [w.id for w in wl.WORKLOADS]
+WORKLOAD_IDS = [w.id for w in wl.ALL_WORKLOADS]
 
 
 def prepared(stack: st.Stack, workload_id: str) -> st.Cell:

@@ -1,6 +1,7 @@
 """The core's entry points and helpers on their own, for both cores (tiny ones
 looped 100 times per call).  No WSGI here: the core takes a request tuple, a
-status line, a header list and a body."""
+status line, a header list and a body.  Compression in every coding (zstd, br,
+gzip), buffered and streamed, and the negotiation of ``Accept-Encoding``."""
 
 from __future__ import annotations
 
@@ -9,13 +10,24 @@ import hashlib
 import pytest
 
 from asok_fast._config import build_settings, initial_values
-from asok_fast._shared import STREAM_GZIP
+from asok_fast._shared import CODINGS, STREAM_COMPRESS
+from asok_fast.benchmarks import stacks as st
 from asok_fast.benchmarks import workloads as wl
 
 LOOP = 100
 SETTINGS = build_settings(initial_values(None, wl.CONFIG))
-W1_TAG = f'"{hashlib.md5(wl.JSON_BODY).hexdigest()}-gzip"'
+W1_TAG = f'"{hashlib.md5(wl.JSON_BODY).hexdigest()}-zstd"'
 W1_HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(wl.JSON_BODY)))]
+#: What the benchmarks negotiate: the browser's header, one that takes only br,
+#: one that puts gzip first by weight, one with a q=0 on the best coding.
+ACCEPT_ENCODINGS = {
+    "browser": wl.ACCEPT_ENCODING,
+    "br-only": wl.BR_ONLY,
+    "weighted": "zstd;q=0.5, br;q=0.8, gzip, *;q=0.1",
+    "refused": "zstd;q=0, br;q=0, gzip;q=0.3, identity;q=0.5",
+}
+#: A stream of W3's page in 16 KiB chunks (what a WSGI app yielding a page in parts sends).
+CHUNKS = [wl.HTML_BODY[i : i + 16384] for i in range(0, len(wl.HTML_BODY), 16384)]
 
 
 def request(workload, if_none_match=None):
@@ -32,22 +44,43 @@ def test_md5_hex(benchmark, core, size):
     assert benchmark(core.md5_hex, body) == hashlib.md5(body).hexdigest()
 
 
+@pytest.mark.parametrize("coding", CODINGS)
 @pytest.mark.parametrize("size", ["W1", "W3"])
-def test_gzip_compress(benchmark, core, size):
+def test_compress(benchmark, core, size, coding):
+    """A whole body in each coding at its configured level (the cores' ``compress``)."""
     body = wl.by_id(size).body
-    benchmark.group = f"core: gzip_compress {len(body)} B"
-    benchmark(core.gzip_compress, body, wl.GZIP_LEVEL)
+    benchmark.group = f"core: compress {len(body)} B"
+    out = benchmark(core.compress, SETTINGS, coding, body)
+    assert st.decode(coding, out) == body
 
 
-def test_accepts_gzip(benchmark, core):
-    accepts_gzip = core.accepts_gzip
-    benchmark.group = f"core: accepts_gzip x{LOOP}"
+@pytest.mark.parametrize("coding", CODINGS)
+def test_stream(benchmark, core, coding):
+    """W3's page as a stream of 16 KiB chunks: open, a flush per chunk, finish."""
+    open_stream = core.open_stream
+    benchmark.group = f"core: stream of {len(CHUNKS)} chunks, {len(wl.HTML_BODY)} B"
+
+    def stream():
+        compressor = open_stream(SETTINGS, coding)
+        parts = [compressor.compress(chunk) for chunk in CHUNKS]
+        parts.append(compressor.finish())
+        return b"".join(parts)
+
+    assert st.decode(coding, benchmark(stream)) == wl.HTML_BODY
+
+
+@pytest.mark.parametrize("header", list(ACCEPT_ENCODINGS))
+def test_negotiate(benchmark, core, header):
+    negotiate = core.negotiate
+    value = ACCEPT_ENCODINGS[header]
+    benchmark.group = f"core: negotiate x{LOOP}"
 
     def loop():
         for _ in range(LOOP):
-            accepts_gzip(wl.ACCEPT_ENCODING)
+            negotiate(value, CODINGS)
 
     benchmark(loop)
+    assert negotiate(value, CODINGS) == {"browser": "zstd", "br-only": "br", "weighted": "gzip", "refused": None}[header]
 
 
 def test_parse_if_none_match(benchmark, core):
@@ -100,16 +133,17 @@ def test_preflight(benchmark, core):
 
 @pytest.mark.parametrize("workload", ["W1", "W2"])
 def test_respond(benchmark, core, workload):
-    """core.respond alone: W1 hashes + gzips, W2 answers 304."""
+    """core.respond alone: W1 hashes + compresses (zstd for the browser), W2 answers 304."""
     w = wl.by_id(workload)
     req = request(w, W1_TAG if w.revalidate else None)
     benchmark.group = f"core: respond {w.label}"
-    status, _headers, _body = benchmark(core.respond, SETTINGS, req, "200 OK", list(W1_HEADERS), wl.JSON_BODY)
+    status, headers, _body = benchmark(core.respond, SETTINGS, req, "200 OK", list(W1_HEADERS), wl.JSON_BODY)
     assert status.startswith("304" if w.revalidate else "200")
+    assert w.revalidate or ("Content-Encoding", "zstd") in headers
 
 
 def test_respond_stream(benchmark, core):
-    """core.respond_stream alone: the headers of a gzipped stream of HTML."""
+    """core.respond_stream alone: the headers of a compressed (zstd) stream of HTML."""
     respond_stream = core.respond_stream
     headers = [("Content-Type", "text/html; charset=utf-8")]
     req = request(wl.by_id("W3"))
@@ -120,4 +154,4 @@ def test_respond_stream(benchmark, core):
             respond_stream(SETTINGS, req, "200 OK", headers, True)
 
     benchmark(loop)
-    assert respond_stream(SETTINGS, req, "200 OK", headers, True)[2] == STREAM_GZIP
+    assert respond_stream(SETTINGS, req, "200 OK", headers, True)[2:] == (STREAM_COMPRESS, "zstd")

@@ -7,7 +7,8 @@ loaded or ``ASOK_FAST_NO_EXTENSIONS`` is set (then it is never imported), and
 ``-m "not compiled"`` deselects it.
 
 Workloads, stacks and checks come from ``asok_fast.benchmarks`` (the same
-definitions ``asok-fast bench`` uses).  Each benchmark's stack answers its
+definitions ``asok-fast bench`` uses, W7..W9 with a new body per request
+included).  Each benchmark's stack answers its
 request once and is checked for the work it claims before it is timed.  The
 anchor frameworks are imported at session start when installed, so every
 benchmark runs in a process that has loaded them (as a real server has).
@@ -59,8 +60,16 @@ def middleware_stack(core: Any, bare_stack: st.Stack) -> st.Stack:
 
 
 @pytest.fixture(scope="session")
-def floor_stack() -> st.Stack:
-    return st.Stack("floor", "wsgi", "floor", "C-work floor")
+def gzip_only_stack(core: Any, bare_stack: st.Stack) -> st.Stack:
+    """The same with ``COMPRESS_CODINGS = ["gzip"]`` (Asok's behaviour, asok_fast's before zstd and br)."""
+    name = "python" if core is _core_py else "compiled"
+    return st.middleware_stack(f"{name}-gzip", core, bare_stack, wl.GZIP_ONLY_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def floor_stacks() -> Dict[str, st.Stack]:
+    """The C-work floors by id: ``floor`` (gzip-6), ``floor-zstd``, ``floor-br``."""
+    return {s.id: s for s in st.floor_stacks()}
 
 
 @pytest.fixture(scope="session")

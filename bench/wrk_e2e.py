@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End to end on W1: gunicorn (one sync worker, 127.0.0.1) driven by wrk.
 
-    python bench/wrk_e2e.py [--seconds 5] [--rounds 3] [--connections 4] [--json PATH]
+    python bench/wrk_e2e.py [--seconds 5] [--rounds 3] [--connections 4] [--workload W1] [--json PATH]
 
 Starts one gunicorn per app, each with one sync worker:
 
@@ -9,14 +9,18 @@ Starts one gunicorn per app, each with one sync worker:
 * ``flask+asok_fast``  the same Flask app wrapped by ResponseMiddleware, on the core
                        the package selects (``asok_fast.IMPLEMENTATION``: the line
                        says which);
-* ``flask+ext``        Flask + Flask-Compress (gzip, level 6) + Flask-CORS + Werkzeug ETags;
+* ``flask+ext``        Flask + Flask-Compress (its default codings: zstd for this
+                       header) + Flask-CORS + Werkzeug ETags;
 
-checks each server's W1 answer over HTTP (gzip that decodes to the body, ETag,
-CORS) and then runs ``wrk`` against each, interleaved for ``--rounds`` rounds,
-with W1's request headers (``Accept-Encoding: gzip, deflate, br, zstd`` and the
-allowed ``Origin``).  Prints requests per second (median of rounds) and the ratios
-to bare Flask; the target is flask+asok_fast >= 0.9x.  Each server is stopped by
-its own pid.  Needs wrk (Debian: ``apt-get install wrk``) and the ``bench`` extra.
+checks each server's answer over HTTP (the coding asok_fast negotiates, zstd for
+this header, that decodes to the body; ETag, CORS) and then runs ``wrk`` against
+each, interleaved for ``--rounds`` rounds, with the workload's request headers
+(``Accept-Encoding: gzip, deflate, br, zstd`` and the allowed ``Origin``).
+``--workload W7`` serves W1's list with a new request number in every body (what
+a cache of compressed bodies cannot answer).  Prints requests per second (median
+of rounds) and the ratios to bare Flask; the target is flask+asok_fast >= 0.9x.
+Each server is stopped by its own pid.  Needs wrk (Debian: ``apt-get install
+wrk``) and the ``bench`` extra.
 
 Beside requests per second it prints the worker's CPU time per request (user +
 system, read from /proc around each wrk run, Linux only): the server's own cost,
@@ -41,7 +45,7 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
-from asok_fast import IMPLEMENTATION
+from asok_fast import IMPLEMENTATION, _core_py
 from asok_fast.benchmarks import stacks as st
 from asok_fast.benchmarks import workloads as wl
 
@@ -51,7 +55,14 @@ CLAIMS = {
     "flask+asok_fast": st.ALL_FEATURES,
     "flask+ext": st.ALL_FEATURES,
 }
+#: The workloads this script can drive (a GET of the JSON list, with CORS).
+WORKLOADS = ("W1", "W7")
 TARGET = 0.9  # flask+asok_fast / flask
+
+
+def wl_coding(workload: wl.Workload) -> Optional[str]:
+    """The coding asok_fast's default ``COMPRESS_CODINGS`` negotiates for ``workload``."""
+    return st.middleware_stack("python", _core_py, st.Stack("bare", "wsgi", "bare", "bare")).expected_coding(workload)
 
 
 def free_port() -> int:
@@ -146,12 +157,12 @@ def cpu_seconds(pid: Optional[int]) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(port: int, seconds: float, connections: int, worker: Optional[int] = None) -> Dict[str, float]:
-    w1 = wl.by_id("W1")
+def run_wrk(port: int, seconds: float, connections: int, worker: Optional[int] = None, workload_id: str = "W1") -> Dict[str, float]:
+    workload = wl.by_id(workload_id)
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
-    for name, value in wl.request_headers(w1).items():
+    for name, value in wl.request_headers(workload).items():
         cmd += ["-H", f"{name}: {value}"]
-    cmd.append(f"http://127.0.0.1:{port}{w1.path}")
+    cmd.append(f"http://127.0.0.1:{port}{workload.path}")
     cpu_before = cpu_seconds(worker)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     cpu_after = cpu_seconds(worker)
@@ -180,6 +191,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument("--apps", default=",".join(APPS), help=f"comma-separated, from {','.join(APPS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--workload", default="W1", choices=WORKLOADS, help="W1 (default) or W7 (a new body every request)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -193,12 +205,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         for app in apps:
             servers[app] = Server(app, free_port(), log_dir)
-        w1 = wl.by_id("W1")
+        workload = wl.by_id(args.workload)
+        reference = None if workload.fresh is not None else workload.body
         for app, server in servers.items():
             server.wait_ready()
-            response = server.get(w1)
+            response = server.get(workload)
             # Over HTTP the server adds Date, Server, Connection; the body is what counts.
-            st.check(w1, response, CLAIMS[app], wl.JSON_BODY, bare=not CLAIMS[app])
+            coding = wl_coding(workload) if app == "flask+asok_fast" else None
+            st.check(workload, response, CLAIMS[app], reference, bare=not CLAIMS[app], coding=coding)
             print(
                 f"{app:16} pid {server.proc.pid} port {server.port}: {response.status}, "
                 f"{len(response.body)} B, Content-Encoding {response.header('Content-Encoding') or '-'}, "
@@ -212,14 +226,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             for app in order:
                 print(f"round {r + 1}/{args.rounds}: wrk {args.seconds:g}s on {app}", file=sys.stderr, flush=True)
                 worker = worker_pid(servers[app].proc.pid)
-                samples[app].append(run_wrk(servers[app].port, args.seconds, args.connections, worker))
+                samples[app].append(run_wrk(servers[app].port, args.seconds, args.connections, worker, args.workload))
     finally:
         for server in servers.values():
             server.stop()
         shutil.rmtree(log_dir, ignore_errors=True)
 
     medians = {app: statistics.median(s["rps"] for s in samples[app]) for app in apps}
-    print(f"W1 end to end: gunicorn 1 sync worker on 127.0.0.1, wrk -t1 -c{args.connections}, "
+    print(f"{args.workload} end to end: gunicorn 1 sync worker on 127.0.0.1, wrk -t1 -c{args.connections}, "
           f"{args.rounds} x {args.seconds:g}s interleaved; asok_fast core: {core_name}")
     base = medians.get("flask")
     for app in apps:

@@ -33,14 +33,34 @@ TARGETS = [
     ("W1", "django+mw overhead / django+asok_fast overhead", ">=", 10.0),
     ("W1", "python time / compiled time", ">=", 1.5),
     ("W2", "python time / compiled time", ">=", 3.0),
+    ("W7", "compiled overhead / gzip-6 floor", "<=", 0.65),
+    ("W7", "compiled body / gzip-6 body", "<=", 1.0),
+    ("W8", "compiled overhead / gzip-6 floor", "<=", 0.3),
+    ("W8", "compiled body / gzip-6 body", "<=", 1.01),
+    ("W9", "compiled overhead / gzip-6 floor", "<=", 0.75),
+    ("W9", "compiled body / gzip-6 body", "<=", 0.95),
+    ("W7", "flask+ext overhead / flask+asok_fast overhead", ">=", 10.0),
+    ("W7", "django+mw overhead / django+asok_fast overhead", ">=", 10.0),
+    ("W8", "flask+ext overhead / flask+asok_fast overhead", ">=", 1.0),
+    ("W8", "django+mw overhead / django+asok_fast overhead", ">=", 1.0),
+    ("W8", "compiled req/s two threads / one thread", ">=", 1.7),
 ]
 
 PYTHON_W2 = [1050, 1040, 1120, 1010, 1060, 1200, 1045, 1055, 980, 1090]
 COMPILED_W2 = [350, 360, 340, 420, 330, 355, 345, 365, 400, 338]
 
 
-def _cell(stack: str, w: str, samples: List[float], diffs: Optional[List[float]] = None, bytes_out: Optional[int] = None) -> CellResult:
-    return CellResult(stack, w, per_batch=1, samples=list(samples), diffs=list(diffs or []), bytes_out=bytes_out)
+def _cell(
+    stack: str,
+    w: str,
+    samples: List[float],
+    diffs: Optional[List[float]] = None,
+    bytes_out: Optional[int] = None,
+    coding: Optional[str] = None,
+    gzip6_out: Optional[int] = None,
+) -> CellResult:
+    return CellResult(stack, w, per_batch=1, samples=list(samples), diffs=list(diffs or []), bytes_out=bytes_out,
+                      coding=coding, gzip6_out=gzip6_out)
 
 
 def _results(cells: List[CellResult], threads: Optional[Dict[str, dict]] = None, unavailable: Optional[Dict[str, str]] = None) -> Results:
@@ -175,18 +195,63 @@ def test_a_missing_framework_is_named_for_each_of_its_stacks() -> None:
     assert t.why_missing == "django-nocommon+asok_fast: django not importable; django-nocommon: django not importable"
 
 
-def test_thread_scaling_and_compressed_size_are_information_not_targets() -> None:
-    threads = {"compiled": {"stack": "compiled", "workload": "W3", "rps_1": 400.0, "rps_2": 780.0, "ratio": 1.95,
-                            "samples_1": [400.0, 390.0, 410.0], "samples_2": [780.0, 760.0, 800.0]}}
+def _threads(workload: str, one: List[float], two: List[float]) -> Dict[str, dict]:
+    m1, m2 = sorted(one)[len(one) // 2], sorted(two)[len(two) // 2]
+    return {"compiled": {"stack": "compiled", "workload": workload, "rps_1": m1, "rps_2": m2, "ratio": m2 / m1,
+                         "samples_1": list(one), "samples_2": list(two)}}
+
+
+def test_sizes_and_threads_on_w3_are_information_and_the_table_says_which_coding() -> None:
     res = _results([
-        _cell("compiled", "W3", [2_500_000] * 3, [2_400_000] * 3, bytes_out=23363),
-        _cell("floor", "W3", [2_600_000] * 3, [2_600_000] * 3, bytes_out=23363),
-    ], threads=threads)
+        _cell("compiled", "W3", [2_500_000] * 3, [2_400_000] * 3, bytes_out=23481, coding="zstd", gzip6_out=23363),
+        _cell("floor", "W3", [2_600_000] * 3, [2_600_000] * 3, bytes_out=23363, coding="gzip", gzip6_out=23363),
+    ], threads=_threads("W3", [400.0, 390.0, 410.0], [780.0, 760.0, 800.0]))
     res.targets = [t.as_dict() for t in runner.evaluate_targets(res)]
-    assert not [t for t in res.targets if "thread" in t["target"] or "size" in t["target"]]
+    measured = [t for t in res.targets if t["status"] != "n/a"]
+    assert [(t["workload"], t["target"]) for t in measured] == [("W3", "compiled overhead / C-work floor")]
+    threads = next(t for t in res.targets if "thread" in t["target"])
+    assert threads["workload"] == "W8" and threads["value"] is None and threads["why_missing"] == "compiled: not measured"
     table = runner.render_table(res)
-    assert "W3 compressed size (not a target): compiled 23363 B, floor 23363 B" in table
-    assert "W3 throughput (not a target), compiled: one thread 400 req/s, two threads 780 req/s (x1.95)" in table
+    assert "W3 compressed size: compiled zstd 23481 B, floor gzip 23363 B" in table
+    assert "W3 throughput, compiled: one thread 400 req/s, two threads 780 req/s (x1.95)" in table
+
+
+def test_two_threads_on_w8_is_a_target_with_an_interval_from_the_paired_reps() -> None:
+    one, two = [400.0, 390.0, 410.0, 405.0, 395.0], [700.0, 690.0, 720.0, 640.0, 710.0]
+    res = _results([_cell("compiled", "W8", [1.0, 1.0])], threads=_threads("W8", one, two))
+    t = _target(runner.evaluate_targets(res), "W8", "compiled req/s two threads / one thread")
+    assert t.value == pytest.approx(700.0 / 400.0) and t.status == "PASS"
+    lo, hi = t.interval
+    assert min(two) / max(one) <= lo <= t.value <= hi <= max(two) / min(one)
+    res.threads["compiled"].update(rps_2=660.0, ratio=1.65)
+    t = _target(runner.evaluate_targets(res), "W8", "compiled req/s two threads / one thread")
+    assert t.status == "MISS"
+
+
+def test_body_size_targets_compare_with_gzip6_of_the_same_body() -> None:
+    res = _results([
+        _cell("compiled", "W7", [9_000] * 3, [8_000] * 3, bytes_out=331, coding="zstd", gzip6_out=348),
+        _cell("compiled", "W8", [400_000] * 3, [390_000] * 3, bytes_out=23_700, coding="zstd", gzip6_out=23_397),
+        _cell("compiled", "W9", [900_000] * 3, [890_000] * 3, bytes_out=21_832, coding="br", gzip6_out=23_397),
+        _cell("floor", "W7", [11_000] * 3, [11_000] * 3),
+        _cell("floor", "W8", [1_500_000] * 3, [1_500_000] * 3),
+        _cell("floor", "W9", [1_500_000] * 3, [1_500_000] * 3),
+    ])
+    targets = runner.evaluate_targets(res)
+    w7 = _target(targets, "W7", "compiled body / gzip-6 body")
+    assert w7.value == pytest.approx(331 / 348) and w7.status == "PASS" and w7.interval is None
+    assert w7.detail == "zstd 331 B vs gzip-6 348 B of the same body"
+    assert _target(targets, "W8", "compiled body / gzip-6 body").status == "MISS"  # 1.013 > 1.01
+    assert _target(targets, "W9", "compiled body / gzip-6 body").value == pytest.approx(21_832 / 23_397)
+    assert _target(targets, "W7", "compiled overhead / gzip-6 floor").value == pytest.approx(8 / 11)
+    assert _target(targets, "W8", "compiled overhead / gzip-6 floor").value == pytest.approx(0.26)
+    assert _target(targets, "W9", "compiled overhead / gzip-6 floor").status == "PASS"  # 0.593
+
+
+def test_a_body_sent_as_is_has_no_size_ratio() -> None:
+    res = _results([_cell("compiled", "W7", [900] * 3, [800] * 3, bytes_out=1433)])
+    t = _target(runner.evaluate_targets(res), "W7", "compiled body / gzip-6 body")
+    assert t.status == "n/a" and t.why_missing == "compiled: sent no compressed body"
 
 
 def test_table_and_json_carry_interval_and_verdict() -> None:

@@ -12,12 +12,20 @@ stack id                       framework  what it is
 ``floor``                      wsgi       the C work through Python's bindings:
                                           ``hashlib.md5`` of the body, plus
                                           ``zlib.compressobj(6, DEFLATED, 31)`` compress +
-                                          flush where the workload compresses
+                                          flush where the workload compresses (the
+                                          gzip-6 floor the targets divide by)
+``floor-zstd``                 wsgi       the same with zstd level 3 through one reused
+                                          ``ZstdCompressor`` (the binding's cheapest way)
+``floor-br``                   wsgi       the same with ``brotli.compress(quality=4)``
 ``compiled`` / ``python``      wsgi       ``ResponseMiddleware(bare_app)`` bound to
-                                          ``_core_c`` / ``_core_py``
+                                          ``_core_c`` / ``_core_py`` (default codings:
+                                          zstd, br, gzip)
+``compiled-gzip``              wsgi       ``compiled`` with ``COMPRESS_CODINGS = ["gzip"]``
+                                          (Asok's behaviour, and asok_fast's before zstd)
 ``flask``                      flask      a bare Flask app serving the same routes
-``flask+ext``                  flask      + Flask-Compress (gzip, level 6), Flask-CORS and
-                                          Werkzeug's ``add_etag`` + ``make_conditional``
+``flask+ext``                  flask      + Flask-Compress (its default codings zstd, br,
+                                          gzip, deflate: zstd for a browser), Flask-CORS
+                                          and Werkzeug's ``add_etag`` + ``make_conditional``
 ``flask+asok_fast``            flask      the bare Flask app wrapped by ResponseMiddleware
 ``django``                     django     a bare Django project (CommonMiddleware only,
                                           as ``startproject`` leaves it)
@@ -37,9 +45,12 @@ The ``*+asok_fast`` stacks run the core the package selects
 and ``python`` put the two twins side by side.  Anchors are built only when their
 packages import (the ``bench`` extra).
 Before a stack is timed on a workload, :meth:`Stack.prepare` sends the request
-once and checks the answer for what the stack claims (gzip that decodes to the
-bare body, an ETag, a ``304`` on W2, the CORS headers): a stack that silently
-skips work would look fast.
+once and checks the answer for what the stack claims (a coding the request
+accepts, the one asok_fast's negotiation picks for its stacks, that decodes to
+the bare body; an ETag, a ``304`` on W2, the CORS headers): a stack that
+silently skips work would look fast.  On W7..W9 it sends the request twice and
+checks that the two bodies differ: a stack that served a remembered body would
+look fast too.
 """
 
 from __future__ import annotations
@@ -63,14 +74,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
+try:  # Python 3.14
+    from compression import zstd as _zstd  # type: ignore[import-not-found]
+except ImportError:
+    try:
+        from backports import zstd as _zstd  # type: ignore[import-not-found,no-redef]
+    except ImportError:
+        _zstd = None
+try:
+    import brotli as _brotli
+except ImportError:
+    _brotli = None
+
 from .. import _core, _core_py
+from .._shared import CODINGS as DEFAULT_CODINGS
 from ..middleware import ResponseMiddleware
 from . import workloads as wl
-from .workloads import CONFIG, GZIP_LEVEL, ORIGIN, WORKLOADS, Workload
+from .workloads import ALL_WORKLOADS, BROTLI_LEVEL, CONFIG, GZIP_LEVEL, ORIGIN, ZSTD_LEVEL, Workload
 
 __all__ = [
     "CheckFailed",
+    "FLOORS",
     "check",
+    "decode",
+    "gzip6",
     "Cell",
     "Response",
     "Stack",
@@ -89,8 +116,43 @@ __all__ = [
 WSGIApp = Callable[[Dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 # Features a stack can claim (what its check demands).
-GZIP, ETAG, CORS = "gzip", "etag", "cors"
-ALL_FEATURES: FrozenSet[str] = frozenset({GZIP, ETAG, CORS})
+COMPRESS, ETAG, CORS = "compress", "etag", "cors"
+ALL_FEATURES: FrozenSet[str] = frozenset({COMPRESS, ETAG, CORS})
+
+#: Floor stack id -> the coding it compresses with (the C-work floors).
+FLOORS: Dict[str, str] = {"floor": "gzip", "floor-zstd": "zstd", "floor-br": "br"}
+
+
+def decode(coding: str, data: bytes) -> bytes:
+    """``data`` decoded from ``coding`` by the reference decoders."""
+    if coding == "gzip":
+        return gzip.decompress(data)
+    if coding == "zstd":
+        if _zstd is None:
+            raise CheckFailed("zstd body, and no zstd module to decode it")
+        return _zstd.decompress(data)  # type: ignore[no-any-return]
+    if coding == "br":
+        if _brotli is None:
+            raise CheckFailed("br body, and no brotli module to decode it")
+        return _brotli.decompress(data)  # type: ignore[no-any-return]
+    raise CheckFailed(f"unexpected Content-Encoding {coding!r}")
+
+
+def gzip6(data: bytes) -> bytes:
+    """``data`` as the gzip-6 floor compresses it (the size the targets compare with)."""
+    c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    return c.compress(data) + c.flush()
+
+
+def accepted_codings(accept_encoding: str) -> FrozenSet[str]:
+    """The codings a request's ``Accept-Encoding`` does not refuse (enough for
+    the workloads' plain lists: no ``*``, no ``q=0``)."""
+    out = set()
+    for item in accept_encoding.split(","):
+        token = item.split(";", 1)[0].strip().lower()
+        if token:
+            out.add("gzip" if token == "x-gzip" else token)
+    return frozenset(out)
 
 
 class CheckFailed(AssertionError):
@@ -211,23 +273,53 @@ def _wsgi_timer(app: WSGIApp, environ: Dict[str, Any], copy: bool) -> Callable[[
     return run
 
 
-def _floor_timer(body: bytes, compresses: bool, level: int = GZIP_LEVEL) -> Callable[[int], int]:
+def _compressor(coding: str) -> Callable[[bytes], bytes]:
+    """One body in ``coding`` through the binding's cheapest call (the floors)."""
+    if coding == "gzip":
+        compressobj = zlib.compressobj
+        deflated = zlib.DEFLATED
+
+        def gzip_6(body: bytes) -> bytes:
+            c = compressobj(GZIP_LEVEL, deflated, 31)
+            return c.compress(body) + c.flush()
+
+        return gzip_6
+    if coding == "zstd":
+        if _zstd is None:
+            raise LookupError("no zstd module (pip install backports.zstd)")
+        reused = _zstd.ZstdCompressor(level=ZSTD_LEVEL)  # a context made once, as asok_fast pools them
+        frame = _zstd.ZstdCompressor.FLUSH_FRAME
+
+        def zstd_3(body: bytes) -> bytes:
+            return reused.compress(body, frame)  # type: ignore[no-any-return]
+
+        return zstd_3
+    if coding == "br":
+        if _brotli is None:
+            raise LookupError("no brotli module (pip install brotli)")
+        compress = _brotli.compress
+
+        def brotli_4(body: bytes) -> bytes:
+            return compress(body, quality=BROTLI_LEVEL)  # type: ignore[no-any-return]
+
+        return brotli_4
+    raise ValueError(f"no floor for coding {coding!r}")
+
+
+def _floor_timer(body: bytes, compresses: bool, coding: str = "gzip") -> Callable[[int], int]:
     """``run(n)``: ns for ``n`` times the C work through Python's own bindings."""
     repeat = itertools.repeat
     perf = _clock
     md5 = hashlib.md5
-    compressobj = zlib.compressobj
-    deflated = zlib.DEFLATED
 
     if compresses:
+        squeeze = _compressor(coding)
 
         def run(n: int) -> int:
             t0 = perf()
             for _ in repeat(None, n):
                 md5(body).hexdigest()
-                c = compressobj(level, deflated, 31)
-                c.compress(body)
-                c.flush()
+                squeeze(body)
             return perf() - t0
 
     else:
@@ -256,17 +348,14 @@ def _wsgi_caller(app: WSGIApp, environ: Dict[str, Any], copy: bool) -> Callable[
     return call
 
 
-def _floor_caller(body: bytes, compresses: bool, level: int = GZIP_LEVEL) -> Callable[[], None]:
+def _floor_caller(body: bytes, compresses: bool, coding: str = "gzip") -> Callable[[], None]:
     md5 = hashlib.md5
-    compressobj = zlib.compressobj
-    deflated = zlib.DEFLATED
+    squeeze = _compressor(coding) if compresses else None
 
     def call() -> None:
         md5(body).hexdigest()
-        if compresses:
-            c = compressobj(level, deflated, 31)
-            c.compress(body)
-            c.flush()
+        if squeeze is not None:
+            squeeze(body)
 
     return call
 
@@ -284,7 +373,7 @@ class Cell:
     call: Callable[[], None]  # one request, untimed (for pytest-benchmark)
     environ: Optional[Dict[str, Any]] = None
     response: Optional[Response] = None
-    info: Dict[str, Any] = field(default_factory=dict)  # e.g. compressed size
+    info: Dict[str, Any] = field(default_factory=dict)  # bytes_out, coding, gzip6_out
 
     @property
     def key(self) -> Tuple[str, str]:
@@ -304,11 +393,16 @@ class Stack:
     copy_environ: bool = True
     skip: Dict[str, str] = field(default_factory=dict)  # workload id -> why not measured
     bare: Optional["Stack"] = None  # the same framework's bare app (None for a bare one)
+    # asok_fast's COMPRESS_CODINGS for its stacks (the check then demands the
+    # coding its negotiation picks); None: any coding the request accepts.
+    codings: Optional[Tuple[str, ...]] = None
     _prepared: Dict[str, Cell] = field(default_factory=dict, repr=False)
 
     def not_applicable(self, workload: Workload) -> Optional[str]:
         if self.role == "floor" and not (workload.hashes or workload.compresses):
             return "no C work: a preflight hashes and compresses nothing"
+        if self.role == "floor" and self.id != "floor" and not workload.compresses:
+            return "nothing to compress: the MD5 floor is floor's"
         return self.skip.get(workload.id)
 
     def environ(self, workload: Workload) -> Dict[str, Any]:
@@ -321,7 +415,7 @@ class Stack:
         w1 = wl.by_id("W1")
         if self.role == "bare" or self.app is None:
             # Bare apps ignore it; send what asok_fast would have given.
-            return f'"{hashlib.md5(w1.body).hexdigest()}-gzip"'
+            return f'"{hashlib.md5(w1.body).hexdigest()}-zstd"'
         tag = fetch(self.app, wl.environ_for(w1)).header("ETag")
         if tag is None:
             raise CheckFailed(f"{self.id}: no ETag on W1, so W2 has no tag to send")
@@ -342,7 +436,11 @@ class Stack:
             environ = self.environ(workload)
             response = fetch(self.app, environ)
             try:
-                self._check(workload, response)
+                decoded = self._check(workload, response)
+                if workload.fresh is not None:
+                    again = fetch(self.app, environ)
+                    if self._check(workload, again) == decoded:
+                        raise CheckFailed("two requests gave the same body: the workload needs a new one every time")
             except CheckFailed as exc:
                 raise CheckFailed(f"{self.id} on {workload.id}: {exc}") from None
             cell = Cell(
@@ -354,18 +452,25 @@ class Stack:
                 response,
             )
             cell.info["bytes_out"] = len(response.body)
+            coding = (response.header("Content-Encoding") or "identity").lower()
+            if coding != "identity" and decoded is not None:
+                # The gzip-6 floor's size for the very body this answer carries.
+                cell.info["coding"] = coding
+                cell.info["gzip6_out"] = len(gzip6(decoded))
         self._prepared[workload.id] = cell
         return cell
 
     def _prepare_floor(self, workload: Workload) -> Cell:
         body = workload.body
-        cell = Cell(self, workload, _floor_timer(body, workload.compresses), _floor_caller(body, workload.compresses))
+        coding = FLOORS.get(self.id, "gzip")
+        cell = Cell(self, workload, _floor_timer(body, workload.compresses, coding), _floor_caller(body, workload.compresses, coding))
         if workload.compresses:
-            c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-            compressed = c.compress(body) + c.flush()
-            if gzip.decompress(compressed) != body:
-                raise CheckFailed("floor: zlib output does not decode to the body")
+            compressed = _compressor(coding)(body)
+            if decode(coding, compressed) != body:
+                raise CheckFailed(f"{self.id}: {coding} output does not decode to the body")
             cell.info["bytes_out"] = len(compressed)
+            cell.info["coding"] = coding
+            cell.info["gzip6_out"] = len(gzip6(body))
         return cell
 
     # -- checks --------------------------------------------------------------------------
@@ -377,11 +482,25 @@ class Stack:
         source = wl.by_id("W1") if workload.revalidate else workload
         return fetch(self.bare.app, wl.environ_for(source)).body  # type: ignore[arg-type]
 
-    def _check(self, workload: Workload, response: Response) -> None:
+    def expected_coding(self, workload: Workload) -> Optional[str]:
+        """The coding asok_fast's negotiation picks for ``workload`` (asok_fast stacks only)."""
+        if self.codings is None:
+            return None
+        return _core_py.negotiate(workload.accept_encoding, self.codings)
+
+    def _check(self, workload: Workload, response: Response) -> Optional[bytes]:
         reference = None
-        if self.role != "bare" and workload.method != "OPTIONS" and not workload.revalidate:
+        if self.role != "bare" and workload.method != "OPTIONS" and not workload.revalidate and workload.fresh is None:
             reference = self.reference_body(workload)
-        check(workload, response, self.claims, reference, bare=self.role == "bare", exact_body=self.framework != "asok")
+        return check(
+            workload,
+            response,
+            self.claims,
+            reference,
+            bare=self.role == "bare",
+            exact_body=self.framework != "asok",
+            coding=self.expected_coding(workload),
+        )
 
 
 def check(
@@ -391,17 +510,22 @@ def check(
     reference: Optional[bytes],
     bare: bool = False,
     exact_body: bool = True,
-) -> None:
-    """Raise :class:`CheckFailed` unless ``response`` shows the work ``claims`` says.
+    coding: Optional[str] = None,
+) -> Optional[bytes]:
+    """Raise :class:`CheckFailed` unless ``response`` shows the work ``claims`` says;
+    return the body as the app sent it (decoded), or None where there is none.
 
-    ``reference``: the body the same framework's bare app sends (what a gzip body
-    must decode to); ``bare``: only check that a bare app served the workload
-    (``exact_body``: byte for byte; Asok rewrites HTML, so not for Asok).
+    ``reference``: the body the same framework's bare app sends (what a
+    compressed body must decode to; None: the workload's, any version of it on
+    W7..W9); ``bare``: only check that a bare app served the workload
+    (``exact_body``: byte for byte; Asok rewrites HTML, so not for Asok);
+    ``coding``: the coding the answer must carry (else any the request accepts).
     """
     if bare:
         return _check_bare(workload, response, exact_body)
     if workload.method == "OPTIONS":
-        return _check_preflight(response)
+        _check_preflight(response)
+        return None
     expected_status = 304 if workload.revalidate else 200
     if response.status != expected_status:
         raise CheckFailed(f"status {response.status}, expected {expected_status}")
@@ -414,41 +538,53 @@ def check(
         if response.body:
             raise CheckFailed(f"a 304 with {len(response.body)} body bytes")
         return None
-    if reference is None:
-        reference = workload.body
+
+    def same(body: bytes) -> bool:
+        if reference is not None:
+            return body == reference
+        if not exact_body:  # Asok rewrites HTML (a CSRF <meta>, a page id): find the request number
+            return workload.fresh is not None and workload.fresh.appears_in(body)
+        return workload.body_ok(body)
+
     encoding = (response.header("Content-Encoding") or "identity").lower()
-    if workload.gzip and GZIP in claims:
-        if encoding != "gzip":
-            raise CheckFailed(f"Content-Encoding {encoding!r}, expected gzip")
+    if workload.compressed and COMPRESS in claims:
+        accepted = accepted_codings(workload.accept_encoding)
+        if coding is not None and encoding != coding:
+            raise CheckFailed(f"Content-Encoding {encoding!r}, expected {coding}")
+        if encoding not in accepted:
+            raise CheckFailed(f"Content-Encoding {encoding!r}, not one of the request's {', '.join(sorted(accepted))}")
         if "accept-encoding" not in response.tokens("Vary"):
-            raise CheckFailed("gzip without Vary: Accept-Encoding")
+            raise CheckFailed(f"{encoding} without Vary: Accept-Encoding")
         try:
-            decoded = gzip.decompress(response.body)
+            decoded = decode(encoding, response.body)
+        except CheckFailed:
+            raise
         except Exception as exc:
-            raise CheckFailed(f"the gzip body does not decode: {exc}") from None
-        if decoded != reference:
-            raise CheckFailed("the gzip body does not decode to the bare app's body")
-    else:
-        if encoding != "identity":
-            raise CheckFailed(f"Content-Encoding {encoding!r} on a body that must pass as is")
-        if response.body != reference:
-            raise CheckFailed("the body differs from the bare app's body")
-    return None
+            raise CheckFailed(f"the {encoding} body does not decode: {exc}") from None
+        if not same(decoded):
+            raise CheckFailed(f"the {encoding} body does not decode to the bare app's body")
+        return decoded
+    if encoding != "identity":
+        raise CheckFailed(f"Content-Encoding {encoding!r} on a body that must pass as is")
+    if not same(response.body):
+        raise CheckFailed("the body differs from the bare app's body")
+    return response.body
 
 
-def _check_bare(workload: Workload, response: Response, exact_body: bool) -> None:
+def _check_bare(workload: Workload, response: Response, exact_body: bool) -> Optional[bytes]:
     if workload.method == "OPTIONS":
         if not 200 <= response.status < 300:
             raise CheckFailed(f"bare OPTIONS answered {response.status}")
-        return
+        return None
     if response.status != 200:
         raise CheckFailed(f"status {response.status}, expected 200")
     if (response.header("Content-Encoding") or "identity").lower() != "identity":
         raise CheckFailed("a bare app compressed its body")
-    if exact_body and response.body != workload.body:
+    if exact_body and not workload.body_ok(response.body):
         raise CheckFailed("the bare app does not send the workload's body")
     if not response.body:
         raise CheckFailed("empty body")
+    return response.body
 
 
 def _check_preflight(response: Response) -> None:
@@ -463,8 +599,9 @@ def _check_preflight(response: Response) -> None:
     if "content-type" not in allowed and "*" not in allowed:
         raise CheckFailed(f"preflight does not allow content-type: {allowed}")
     body = response.body
-    if body and (response.header("Content-Encoding") or "").lower() == "gzip":
-        body = gzip.decompress(body)  # Flask-Compress gzips the empty preflight body
+    encoding = (response.header("Content-Encoding") or "identity").lower()
+    if body and encoding != "identity":
+        body = decode(encoding, body)  # Flask-Compress compresses the empty preflight body
     if body:
         raise CheckFailed("preflight with a body")
 
@@ -483,21 +620,25 @@ def _flask_app(full: bool) -> WSGIApp:
             return FlaskResponse(_body, content_type=_ctype)
 
         app.add_url_rule(path, endpoint=path, view_func=view)  # GET (+ HEAD, automatic OPTIONS)
+    for path, (ctype, make) in wl.FRESH_ROUTES.items():
+
+        def fresh_view(_make: wl.FreshBody = make, _ctype: str = ctype) -> Any:
+            return FlaskResponse(_make(), content_type=_ctype)
+
+        app.add_url_rule(path, endpoint=path, view_func=fresh_view)
     if full:
         from flask_compress import Compress
         from flask_cors import CORS as FlaskCORS
 
-        app.config.update(
-            COMPRESS_ALGORITHM=["gzip"],  # its default would pick zstd for a browser
-            COMPRESS_LEVEL=GZIP_LEVEL,
-            COMPRESS_MIN_SIZE=wl.GZIP_MIN_SIZE,
-        )
+        # Its default codings (zstd, br, gzip, deflate: zstd for a browser, at
+        # level 3, br at 4), as a user who adds it gets them.
+        app.config.update(COMPRESS_LEVEL=GZIP_LEVEL, COMPRESS_MIN_SIZE=wl.GZIP_MIN_SIZE)
         Compress(app)
         FlaskCORS(app, origins=list(wl.ORIGINS))
 
         # Registered last, so it runs first (Flask runs after_request hooks in
         # reverse): the ETag is the uncompressed body's; Flask-Compress then
-        # derives "tag:gzip" and answers If-None-Match itself.
+        # derives "tag:zstd" (or the coding it sends) and answers If-None-Match itself.
         @app.after_request
         def etag(response: Any) -> Any:
             if request.method not in ("GET", "HEAD"):
@@ -535,19 +676,22 @@ def _django_apps() -> Tuple[WSGIApp, WSGIApp, WSGIApp]:
     from django.http import HttpResponse
     from django.urls import path as url_path
 
-    def make_view(ctype: str, body: bytes) -> Callable[[Any], Any]:
+    def make_view(ctype: str, body: Any) -> Callable[[Any], Any]:
+        """A view of ``body`` (bytes, or a FreshBody called per request)."""
+
         def view(request: Any) -> Any:
             if request.method == "OPTIONS":
                 response = HttpResponse(status=204)
                 response["Allow"] = wl.ALLOW
                 return response
-            return HttpResponse(body, content_type=ctype)
+            return HttpResponse(body() if callable(body) else body, content_type=ctype)
 
         return view
 
     urls = types.ModuleType(_DJANGO_URLCONF)
+    routes: Dict[str, Tuple[str, Any]] = {**wl.ROUTES, **wl.FRESH_ROUTES}
     urls.urlpatterns = [  # type: ignore[attr-defined]
-        url_path(route.lstrip("/"), make_view(ctype, body)) for route, (ctype, body) in wl.ROUTES.items()
+        url_path(route.lstrip("/"), make_view(ctype, body)) for route, (ctype, body) in routes.items()
     ]
     sys.modules[_DJANGO_URLCONF] = urls
     if not settings.configured:
@@ -596,6 +740,17 @@ def render(request):
     return _TEXT
 '''
 
+_ASOK_FRESH_PAGE = '''\
+from asok_fast.benchmarks.workloads import FRESH_ROUTES
+
+_CTYPE, _MAKE = FRESH_ROUTES[{path!r}]
+
+
+def render(request):
+    request.content_type = _CTYPE
+    return _MAKE().decode("ascii")
+'''
+
 _ASOK_BASE = {
     "RATE_LIMIT": False,  # Asok's default limiter allows 100 requests a minute
     "HTML_MINIFY": False,  # keep the HTML as served by the others (and the bare time sane)
@@ -618,7 +773,9 @@ def _asok_scaffold(parent: Path) -> Path:
     if proc.returncode != 0 or not (root / "wsgi.py").is_file():
         raise RuntimeError(f"`asok create` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     pages = root / "src" / "pages"
-    for route, source in ((wl.API_PATH, _ASOK_JSON_PAGE), (wl.HTML_PATH, _ASOK_HTML_PAGE)):
+    pages_source = [(wl.API_PATH, _ASOK_JSON_PAGE), (wl.HTML_PATH, _ASOK_HTML_PAGE)]
+    pages_source += [(path, _ASOK_FRESH_PAGE.format(path=path)) for path in wl.FRESH_ROUTES]
+    for route, source in pages_source:
         page = pages.joinpath(*route.strip("/").split("/"))
         page.mkdir(parents=True, exist_ok=True)
         (page / "page.py").write_text(source, encoding="utf-8")
@@ -687,6 +844,9 @@ _ASOK_SKIP = {
     "W6": "Asok 0.8 adds no ETag to page responses (nothing to compare)",
 }
 
+#: Workloads whose client accepts no gzip, for stacks that compress with gzip alone.
+_GZIP_ONLY_SKIP = {w.id: f"gzip only, and W9's client accepts only {wl.BR_ONLY}" for w in ALL_WORKLOADS if "gzip" not in accepted_codings(w.accept_encoding) and w.compresses}
+
 
 #: The stacks each anchor framework's builder makes (``--anchors`` names the builders).
 FRAMEWORK_STACKS: Dict[str, Tuple[str, ...]] = {
@@ -734,10 +894,12 @@ def build_stacks(anchors: Iterable[str] = tuple(FRAMEWORK_STACKS)) -> Tuple[List
     stacks: List[Stack] = []
     bare = Stack("bare", "wsgi", "bare", "bare WSGI app", wl.bare_app, copy_environ=False)
     stacks.append(bare)
-    stacks.append(Stack("floor", "wsgi", "floor", "C-work floor (hashlib.md5 + zlib.compressobj)"))
+    stacks.extend(floor_stacks())
     cores, unavailable = twins()
     for name, core in cores.items():
         stacks.append(middleware_stack(name, core, bare))
+    if "compiled" in cores:
+        stacks.append(middleware_stack("compiled-gzip", cores["compiled"], bare, wl.GZIP_ONLY_CONFIG))
 
     wanted = set(anchors)
     missing = load_frameworks()
@@ -756,10 +918,42 @@ def build_stacks(anchors: Iterable[str] = tuple(FRAMEWORK_STACKS)) -> Tuple[List
     return stacks, unavailable
 
 
-def middleware_stack(core_name: str, core: types.ModuleType, bare: Stack) -> Stack:
-    """``ResponseMiddleware(bare_app, CONFIG)`` bound to ``core``, as stack ``core_name``."""
-    app = ResponseMiddleware(wl.bare_app, dict(CONFIG), _core_module=core)
-    return Stack(core_name, "wsgi", "middleware", f"asok_fast ({core_name} core)", app, ALL_FEATURES, False, bare=bare)
+_FLOOR_LABELS = {
+    "floor": "C-work floor (hashlib.md5 + zlib.compressobj level 6, gzip)",
+    "floor-zstd": f"C-work floor, zstd (hashlib.md5 + a reused ZstdCompressor, level {ZSTD_LEVEL})",
+    "floor-br": f"C-work floor, br (hashlib.md5 + brotli.compress, quality {BROTLI_LEVEL})",
+}
+
+
+def floor_stacks() -> List[Stack]:
+    """The C-work floors whose binding imports here (``floor``, gzip-6, always)."""
+    out = []
+    for stack_id, coding in FLOORS.items():
+        skip: Dict[str, str] = {}
+        try:
+            _compressor(coding)
+        except LookupError as exc:
+            skip = {w.id: str(exc) for w in ALL_WORKLOADS if w.compresses}
+        out.append(Stack(stack_id, "wsgi", "floor", _FLOOR_LABELS[stack_id], skip=skip))
+    return out
+
+
+def _codings(config: Dict[str, Any]) -> Tuple[str, ...]:
+    return tuple(config.get("COMPRESS_CODINGS", DEFAULT_CODINGS))
+
+
+def middleware_stack(core_name: str, core: types.ModuleType, bare: Stack, config: Optional[Dict[str, Any]] = None) -> Stack:
+    """``ResponseMiddleware(bare_app, config)`` (default :data:`CONFIG`) bound to
+    ``core``, as stack ``core_name``."""
+    config = dict(CONFIG if config is None else config)
+    app = ResponseMiddleware(wl.bare_app, dict(config), _core_module=core)
+    kind = core_name.split("-", 1)[0]
+    label = f"asok_fast ({kind} core)"
+    if "COMPRESS_CODINGS" in config:
+        label += f", COMPRESS_CODINGS = {list(config['COMPRESS_CODINGS'])}"
+    codings = _codings(config)
+    skip = {} if len(codings) > 1 or codings[0] != "gzip" else dict(_GZIP_ONLY_SKIP)
+    return Stack(core_name, "wsgi", "middleware", label, app, ALL_FEATURES, False, skip=skip, bare=bare, codings=codings)
 
 
 def wrapped_stack(bare: Stack, core: Optional[types.ModuleType] = None) -> Stack:
@@ -767,7 +961,7 @@ def wrapped_stack(bare: Stack, core: Optional[types.ModuleType] = None) -> Stack
     core the package selected, as a user gets it), as stack ``<bare>+asok_fast``."""
     app = ResponseMiddleware(bare.app, dict(CONFIG), _core_module=core)  # type: ignore[arg-type]
     label = f"{bare.label} + asok_fast ({app.implementation} core)"
-    return Stack(f"{bare.id}+asok_fast", bare.framework, "middleware", label, app, ALL_FEATURES, bare=bare)
+    return Stack(f"{bare.id}+asok_fast", bare.framework, "middleware", label, app, ALL_FEATURES, bare=bare, codings=_codings(CONFIG))
 
 
 def _flask_stacks() -> List[Stack]:
@@ -779,7 +973,7 @@ def _flask_stacks() -> List[Stack]:
 def _django_stacks() -> List[Stack]:
     bare_app, full_app, nocommon_app = _django_apps()
     bare = Stack("django", "django", "bare", "bare Django", bare_app)
-    full = Stack("django+mw", "django", "anchor", "Django + CorsMiddleware + GZipMiddleware + ConditionalGetMiddleware", full_app, ALL_FEATURES, bare=bare)
+    full = Stack("django+mw", "django", "anchor", "Django + CorsMiddleware + GZipMiddleware + ConditionalGetMiddleware", full_app, ALL_FEATURES, bare=bare, skip=dict(_GZIP_ONLY_SKIP))
     nocommon = Stack("django-nocommon", "django", "bare", "bare Django without CommonMiddleware", nocommon_app)
     return [bare, full, wrapped_stack(bare), nocommon, wrapped_stack(nocommon)]
 
@@ -787,7 +981,7 @@ def _django_stacks() -> List[Stack]:
 def _asok_stacks() -> List[Stack]:
     off, on = _asok_apps()
     bare = Stack("asok", "asok", "bare", "Asok 0.8, GZIP and CORS_ORIGINS off", off, skip=dict(_ASOK_SKIP))
-    full = Stack("asok+gzip+cors", "asok", "anchor", "Asok 0.8, GZIP and CORS_ORIGINS on", on, frozenset({GZIP, CORS}), skip=dict(_ASOK_SKIP), bare=bare)
+    full = Stack("asok+gzip+cors", "asok", "anchor", "Asok 0.8, GZIP and CORS_ORIGINS on", on, frozenset({COMPRESS, CORS}), skip={**_ASOK_SKIP, **_GZIP_ONLY_SKIP}, bare=bare)
     return [bare, full]
 
 
@@ -795,15 +989,17 @@ def gunicorn_app(name: str) -> WSGIApp:
     """A WSGI app for ``gunicorn 'asok_fast.benchmarks.stacks:gunicorn_app("NAME")'``.
 
     ``flask``, ``flask+asok_fast`` (the selected core), ``flask+ext``, ``bare``,
-    ``compiled``, ``python``.
+    ``compiled``, ``python``, ``compiled-gzip``.
     """
     if name == "bare":
         return wl.bare_app
-    if name in ("compiled", "python"):
+    if name in ("compiled", "python", "compiled-gzip"):
+        kind = name.split("-", 1)[0]
         cores, unavailable = twins()
-        if name not in cores:
-            raise RuntimeError(unavailable[name])
-        return ResponseMiddleware(wl.bare_app, dict(CONFIG), _core_module=cores[name])
+        if kind not in cores:
+            raise RuntimeError(unavailable[kind])
+        config = wl.GZIP_ONLY_CONFIG if name == "compiled-gzip" else CONFIG
+        return ResponseMiddleware(wl.bare_app, dict(config), _core_module=cores[kind])
     if name == "flask":
         return _flask_app(full=False)
     if name == "flask+ext":
@@ -813,4 +1009,4 @@ def gunicorn_app(name: str) -> WSGIApp:
     raise ValueError(f"unknown app {name!r}")
 
 
-WORKLOAD_IDS = tuple(w.id for w in WORKLOADS)
+WORKLOAD_IDS = tuple(w.id for w in ALL_WORKLOADS)

@@ -1,4 +1,4 @@
-"""The benchmark workloads W1..W6: bodies, requests and configuration, defined once.
+"""The benchmark workloads W1..W9: bodies, requests and configuration, defined once.
 
 Every stack (the bare app, asok_fast on either core, the Flask, Django and Asok
 anchors, the pytest-benchmark files and the wrk script) serves these bodies for
@@ -15,13 +15,31 @@ W3  html-140k     GET, ~140 KB HTML listing, no ``Origin``: gzip + ETag
 W4  preflight     OPTIONS with ``Origin`` and ``Access-Control-Request-*``
 W5  small-text    GET, 100 B ``text/plain`` (below ``GZIP_MIN_SIZE``): ETag only
 W6  png-20k       GET, 20 KB ``image/png`` of random bytes: ETag, never gzip
+W7  json-fresh    W1 with a body different on every request
+W8  html-fresh    W3 with a body different on every request
+W9  html-fresh-br W8 for a client that accepts only ``br``
 ==  ============  ==========================================================
+
+:data:`WORKLOADS` holds W1..W6 (the soak and load tests compare every answer
+with the first of its kind), :data:`FRESH_WORKLOADS` W7..W9, and
+:data:`ALL_WORKLOADS` both: what ``asok-fast bench`` and ``bench/`` run.
+
+The browser's ``Accept-Encoding`` (``gzip, deflate, br, zstd``) makes asok_fast
+send zstd with its default ``COMPRESS_CODINGS``; W9 shows brotli.
+
+Why W7..W9: a cache of compressed bodies (its own issue) would serve W1 and
+W3, whose body never changes, from memory, and measure the cache instead of the
+coding.  A *fresh* body is the same page with a request number of fixed width
+written into it (:class:`FreshBody`): the same size and shape every time, never
+twice the same bytes, in every stack (the bare apps make it too, so it is not
+part of anyone's overhead).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -29,8 +47,16 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "ALL_WORKLOADS",
+    "FRESH_WORKLOADS",
+    "BR_ONLY",
     "CONFIG",
+    "FRESH_ROUTES",
+    "FreshBody",
     "GZIP_LEVEL",
+    "GZIP_ONLY_CONFIG",
+    "ZSTD_LEVEL",
+    "BROTLI_LEVEL",
     "ORIGIN",
     "ORIGINS",
     "ROUTES",
@@ -47,10 +73,14 @@ __all__ = [
 ORIGINS: Tuple[str, str] = ("https://app.example.com", "https://admin.example.com")
 ORIGIN = ORIGINS[0]  # the allowed origin W1, W2 and W4 send
 ACCEPT_ENCODING = "gzip, deflate, br, zstd"  # what a current browser sends
+BR_ONLY = "br"  # W9: a client that takes brotli and nothing else
 GZIP_LEVEL = 6
+ZSTD_LEVEL = 3  # asok_fast's defaults (and Flask-Compress's)
+BROTLI_LEVEL = 4
 GZIP_MIN_SIZE = 500
 
-#: asok_fast's config in every stack that uses it (Asok's keys, Asok's names).
+#: asok_fast's config in every stack that uses it (Asok's keys, Asok's names;
+#: ``COMPRESS_CODINGS``, ``ZSTD_LEVEL`` and ``BROTLI_LEVEL`` at their defaults).
 CONFIG: Dict[str, Any] = {
     "CORS_ORIGINS": list(ORIGINS),
     "GZIP": True,
@@ -58,6 +88,9 @@ CONFIG: Dict[str, Any] = {
     "GZIP_MIN_SIZE": GZIP_MIN_SIZE,
     "ETAG": True,
 }
+
+#: The same with gzip alone: Asok's own behaviour, and asok_fast's before zstd and br.
+GZIP_ONLY_CONFIG: Dict[str, Any] = {**CONFIG, "COMPRESS_CODINGS": ["gzip"]}
 
 # A valid Asok CSRF token, sent back as its cookie on W3 so that Asok renders the
 # same HTML bytes on every request (see stacks.py); other stacks ignore it.
@@ -154,15 +187,77 @@ def _png_noise(size: int = 20 * 1024) -> bytes:
     return signature + _noise(size - len(signature), b"asok_fast W6")
 
 
+class FreshBody:
+    """A body made anew for every call: ``head``, a request number of
+    :attr:`DIGITS` decimal digits, ``tail``.  Always the same length; never the
+    same bytes twice in a process (one counter, shared by every stack and
+    thread: ``next()`` on an ``itertools.count`` is atomic under the GIL).
+    """
+
+    DIGITS = 12
+
+    __slots__ = ("head", "tail", "length", "_counter")
+
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        self.head = head
+        self.tail = tail
+        self.length = len(head) + self.DIGITS + len(tail)
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> bytes:
+        return b"%s%012d%s" % (self.head, next(self._counter), self.tail)
+
+    def sample(self, number: int = 0) -> bytes:
+        """The body with a given request number (the floors compress number 0)."""
+        return b"%s%012d%s" % (self.head, number, self.tail)
+
+    def matches(self, body: bytes) -> bool:
+        """Whether ``body`` is one of this body's versions."""
+        digits = body[len(self.head) : len(self.head) + self.DIGITS]
+        return (
+            len(body) == self.length
+            and body.startswith(self.head)
+            and body.endswith(self.tail)
+            and digits.isdigit()
+        )
+
+    def appears_in(self, body: bytes) -> bool:
+        """Whether ``body`` carries a request number between this body's
+        neighbouring bytes (for a framework that rewrites the page around it)."""
+        before, after = self.head[-24:], self.tail[:2]
+        at = body.find(before)
+        if at < 0:
+            return False
+        start = at + len(before)
+        digits = body[start : start + self.DIGITS]
+        return digits.isdigit() and body[start + self.DIGITS :].startswith(after) and body.endswith(self.tail[-64:])
+
+
+def _fresh_json() -> FreshBody:
+    """W7: W1's list with one more object, ``{"request":"<12 digits>"}``, at its end."""
+    return FreshBody(_api_json()[:-1] + b',{"request":"', b'"}]')
+
+
+def _fresh_html() -> FreshBody:
+    """W8, W9: W3's page with the request number in a ``<meta>`` of its head."""
+    page = _html_listing()
+    cut = page.index(b"</head>")
+    return FreshBody(page[:cut] + b'<meta name="request" content="', b'">\n' + page[cut:])
+
+
 JSON_BODY = _api_json()
 HTML_BODY = _html_listing()
 TEXT_BODY = _small_text()
 PNG_BODY = _png_noise()
+FRESH_JSON = _fresh_json()
+FRESH_HTML = _fresh_html()
 
 API_PATH = "/api/items"
 HTML_PATH = "/catalogue"
 TEXT_PATH = "/robots.txt"
 PNG_PATH = "/img/noise.png"
+FRESH_API_PATH = "/api/items-fresh"
+FRESH_HTML_PATH = "/catalogue-fresh"
 
 #: path -> (Content-Type, body): what every app serves.
 ROUTES: Dict[str, Tuple[str, bytes]] = {
@@ -170,6 +265,11 @@ ROUTES: Dict[str, Tuple[str, bytes]] = {
     HTML_PATH: ("text/html; charset=utf-8", HTML_BODY),
     TEXT_PATH: ("text/plain; charset=utf-8", TEXT_BODY),
     PNG_PATH: ("image/png", PNG_BODY),
+}
+#: path -> (Content-Type, FreshBody): the routes whose body is new on every request.
+FRESH_ROUTES: Dict[str, Tuple[str, FreshBody]] = {
+    FRESH_API_PATH: ("application/json", FRESH_JSON),
+    FRESH_HTML_PATH: ("text/html; charset=utf-8", FRESH_HTML),
 }
 ALLOW = "GET, HEAD, OPTIONS"
 
@@ -189,7 +289,7 @@ class Workload:
     headers: Mapping[str, str] = field(default_factory=dict)  # request headers, HTTP names
     # What the answer must show (the anchors' checks read these):
     status: int = 200
-    gzip: bool = False  # gzip-encoded, decoding to the bare app's body
+    compressed: bool = False  # sent in a content coding the request accepts, decoding to the bare app's body
     etag: bool = True  # carries an ETag
     cors: bool = False  # carries Access-Control-Allow-Origin for ORIGIN
     revalidate: bool = False  # W2: If-None-Match is added per stack from its W1 tag
@@ -203,12 +303,31 @@ class Workload:
 
     @property
     def content_type(self) -> str:
-        return ROUTES[self.path][0]
+        return (ROUTES.get(self.path) or FRESH_ROUTES[self.path])[0]
+
+    @property
+    def fresh(self) -> Optional[FreshBody]:
+        """The body maker of a workload whose body changes on every request (W7..W9)."""
+        route = FRESH_ROUTES.get(self.path)
+        return None if route is None or self.method == "OPTIONS" else route[1]
 
     @property
     def body(self) -> bytes:
-        """The body the app sends (the bare answer; empty for a preflight)."""
-        return b"" if self.method == "OPTIONS" else ROUTES[self.path][1]
+        """The body the app sends (the bare answer; empty for a preflight; for a
+        fresh workload, its version number 0: what the floors compress)."""
+        if self.method == "OPTIONS":
+            return b""
+        fresh = self.fresh
+        return fresh.sample() if fresh is not None else ROUTES[self.path][1]
+
+    @property
+    def accept_encoding(self) -> str:
+        return self.headers.get("Accept-Encoding", "")
+
+    def body_ok(self, body: bytes) -> bool:
+        """Whether ``body`` is what the bare app sends (any version, when fresh)."""
+        fresh = self.fresh
+        return fresh.matches(body) if fresh is not None else body == self.body
 
 
 _BROWSER = {"Accept-Encoding": ACCEPT_ENCODING}
@@ -221,7 +340,7 @@ WORKLOADS: Tuple[Workload, ...] = (
         "GET",
         API_PATH,
         {**_BROWSER, "Accept": "application/json", "Origin": ORIGIN},
-        gzip=True,
+        compressed=True,
         cors=True,
         compresses=True,
     ),
@@ -243,7 +362,7 @@ WORKLOADS: Tuple[Workload, ...] = (
         "GET",
         HTML_PATH,
         {**_BROWSER, "Accept": "text/html", "Cookie": f"asok_csrf={ASOK_CSRF_TOKEN}"},
-        gzip=True,
+        compressed=True,
         compresses=True,
     ),
     Workload(
@@ -282,12 +401,52 @@ WORKLOADS: Tuple[Workload, ...] = (
     ),
 )
 
+#: W7..W9: a new body on every request, so two answers are never equal (kept
+#: apart from :data:`WORKLOADS`, whose users compare each answer with the first).
+FRESH_WORKLOADS: Tuple[Workload, ...] = (
+    Workload(
+        "W7",
+        "json-fresh",
+        f"GET {FRESH_API_PATH}: W1 with a new request number in its body every time ({FRESH_JSON.length} B)",
+        "GET",
+        FRESH_API_PATH,
+        {**_BROWSER, "Accept": "application/json", "Origin": ORIGIN},
+        compressed=True,
+        cors=True,
+        compresses=True,
+    ),
+    Workload(
+        "W8",
+        "html-fresh",
+        f"GET {FRESH_HTML_PATH}: W3 with a new request number in its body every time ({FRESH_HTML.length} B)",
+        "GET",
+        FRESH_HTML_PATH,
+        {**_BROWSER, "Accept": "text/html", "Cookie": f"asok_csrf={ASOK_CSRF_TOKEN}"},
+        compressed=True,
+        compresses=True,
+    ),
+    Workload(
+        "W9",
+        "html-fresh-br",
+        f"W8 for a client that sends Accept-Encoding: {BR_ONLY}",
+        "GET",
+        FRESH_HTML_PATH,
+        {"Accept-Encoding": BR_ONLY, "Accept": "text/html", "Cookie": f"asok_csrf={ASOK_CSRF_TOKEN}"},
+        compressed=True,
+        compresses=True,
+    ),
+)
+
+
+#: Every workload the benchmarks run.
+ALL_WORKLOADS: Tuple[Workload, ...] = WORKLOADS + FRESH_WORKLOADS
+
 
 def by_id(workload_id: str) -> Workload:
-    for workload in WORKLOADS:
+    for workload in ALL_WORKLOADS:
         if workload.id == workload_id.upper():
             return workload
-    raise KeyError(f"no workload {workload_id!r}; known: {', '.join(w.id for w in WORKLOADS)}")
+    raise KeyError(f"no workload {workload_id!r}; known: {', '.join(w.id for w in ALL_WORKLOADS)}")
 
 
 def request_headers(workload: Workload, if_none_match: Optional[str] = None) -> Dict[str, str]:
@@ -326,18 +485,28 @@ def environ_for(workload: Workload, if_none_match: Optional[str] = None) -> Dict
 # --- the bare app -------------------------------------------------------------------------
 
 _ROUTE_HEADERS = {path: (ctype, body, str(len(body))) for path, (ctype, body) in ROUTES.items()}
+_FRESH_HEADERS = {path: (ctype, make, str(make.length)) for path, (ctype, make) in FRESH_ROUTES.items()}
 
 
 def bare_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """The bare WSGI app every asok_fast stack wraps: a route table, nothing else.
+    """The bare WSGI app every asok_fast stack wraps: a route table, nothing else
+    (a fresh route makes its body per request).
 
     ``OPTIONS`` is answered ``204`` with ``Allow`` (what a framework does when
     no CORS layer intercepts the preflight).
     """
     route = _ROUTE_HEADERS.get(environ["PATH_INFO"])
     if route is None:
-        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
-        return [b"not found"]
+        fresh = _FRESH_HEADERS.get(environ["PATH_INFO"])
+        if fresh is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
+            return [b"not found"]
+        if environ["REQUEST_METHOD"] == "OPTIONS":
+            start_response("204 No Content", [("Allow", ALLOW)])
+            return []
+        ctype, make, length = fresh
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", length)])
+        return [make()]
     if environ["REQUEST_METHOD"] == "OPTIONS":
         start_response("204 No Content", [("Allow", ALLOW)])
         return []
