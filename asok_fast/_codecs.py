@@ -25,10 +25,13 @@ inside each coding's own format so every decoder skips them:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ._cache import digest
 
 try:  # Python 3.14
     from compression import zstd as _zstd  # type: ignore[import-not-found]
@@ -43,6 +46,11 @@ try:
 except ImportError:  # as above
     _brotli = None
 
+try:  # the optional extra asok_fast[isal]
+    from isal import isal_zlib as _isal_zlib  # type: ignore[import-not-found]
+except ImportError:
+    _isal_zlib = None
+
 __all__ = [
     "Encoders",
     "available",
@@ -50,8 +58,15 @@ __all__ = [
     "missing",
     "zstd_compress",
     "BrotliStream",
+    "IsalGzipStream",
     "ZstdStream",
+    "isal_missing",
+    "variant",
 ]
+
+#: Bodies from this size on are looked up in the shared tier: a smaller one
+#: compresses faster than a round trip to a cache server takes.
+SHARED_MIN_SIZE = 8192
 
 #: What to install for each coding whose binding is missing.
 _PACKAGES = {"br": "brotli", "zstd": "backports.zstd (Python 3.14 has compression.zstd)"}
@@ -69,6 +84,29 @@ def missing(coding: str) -> Optional[str]:
     return None
 
 
+def isal_missing() -> bool:
+    return _isal_zlib is None
+
+
+def _library(coding: str, engine: str) -> str:
+    if coding == "gzip":
+        if engine == "isal":
+            import isal  # type: ignore[import-not-found]
+
+            return f"isal-{isal.__version__}"
+        return f"zlib-{zlib.ZLIB_RUNTIME_VERSION}"
+    if coding == "zstd":
+        return f"zstd-{_zstd.zstd_version}"
+    return f"brotli-{_brotli.__version__}"
+
+
+def variant(coding: str, engine: str, level: int, padded: bool) -> str:
+    """What made a coding's bytes, as a cache key names it: library and its
+    version, level, and (br) the form that random padding needs."""
+    form = "-paddable" if padded and coding == "br" else ""
+    return f"{_library(coding, engine)}:{level}{form}"
+
+
 def available() -> List[Tuple[str, str]]:
     """``(coding, library and version)`` for each coding this install can send."""
     out = [("gzip", f"zlib {zlib.ZLIB_RUNTIME_VERSION}")]
@@ -76,6 +114,8 @@ def available() -> List[Tuple[str, str]]:
         out.append(("zstd", f"zstd {_zstd.zstd_version} ({_zstd.__name__})"))
     if _brotli is not None:
         out.append(("br", f"brotli {_brotli.__version__}"))
+    if _isal_zlib is not None:
+        out.append(("gzip", f"{_library('gzip', 'isal').replace('-', ' ')} (GZIP_ENGINE = \"isal\")"))
     return out
 
 
@@ -135,14 +175,13 @@ class ZstdStream:
 
     ``compress(chunk)`` ends a block, so the client can decode what it has so
     far; ``finish()`` ends the frame and hands the compressor back; ``close()``
-    drops it mid-frame.  ``prefix`` comes out before the first byte.
+    drops it mid-frame.
     """
 
-    __slots__ = ("_compressor", "_level", "_prefix")
+    __slots__ = ("_compressor", "_level")
 
-    def __init__(self, level: int, prefix: bytes = b"") -> None:
+    def __init__(self, level: int) -> None:
         self._level = level
-        self._prefix = prefix
         self._compressor: Any = _ZSTD_POOL.take(level)
 
     def _live(self) -> Any:
@@ -150,23 +189,18 @@ class ZstdStream:
             raise ValueError("ZstdStream is finished or closed")
         return self._compressor
 
-    def _out(self, data: bytes) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix + data, b""
-        return data
-
     def compress(self, chunk: bytes) -> bytes:
         compressor = self._live()
         if not chunk:
             return b""
-        return self._out(compressor.compress(chunk, _zstd.ZstdCompressor.FLUSH_BLOCK))
+        return compressor.compress(chunk, _zstd.ZstdCompressor.FLUSH_BLOCK)  # type: ignore[no-any-return]
 
     def finish(self) -> bytes:
         compressor = self._live()
         self._compressor = None
-        tail = compressor.compress(b"", _zstd.ZstdCompressor.FLUSH_FRAME)
+        tail: bytes = compressor.compress(b"", _zstd.ZstdCompressor.FLUSH_FRAME)
         _ZSTD_POOL.give(self._level, compressor)
-        return self._out(tail)
+        return tail
 
     def close(self) -> None:
         self._compressor = None  # mid-frame: never pooled
@@ -187,15 +221,15 @@ def brotli_compress(data: bytes, quality: int) -> bytes:
 class BrotliStream:
     """brotli for a body of unknown length: a flush per chunk (see ZstdStream).
 
-    With ``padded``, the stream opens with its header, byte-aligned by a
-    flush, and a metadata block of random length.
+    ``paddable``: the stream opens with its header, byte-aligned by a flush
+    before any data, where padding can go.
     """
 
     __slots__ = ("_compressor", "_prefix")
 
-    def __init__(self, quality: int, padded: bool = False) -> None:
+    def __init__(self, quality: int, paddable: bool = False) -> None:
         self._compressor: Any = _brotli.Compressor(quality=quality)
-        self._prefix = _brotli_padding(self._compressor) if padded else b""
+        self._prefix: bytes = self._compressor.flush() if paddable else b""
 
     def _live(self) -> Any:
         if self._compressor is None:
@@ -247,32 +281,49 @@ def _zstd_padding() -> bytes:
     return _ZSTD_SKIPPABLE + n.to_bytes(4, "little") + os.urandom(n)
 
 
-def _brotli_padding(compressor: Any) -> bytes:
-    """The start of a padded brotli stream, from a fresh ``compressor``: its
-    header, byte-aligned by a flush, then a metadata meta-block of 0 to 99
-    random bytes (RFC 7932 9.2).  The compressor's output follows."""
-    head: bytes = compressor.flush()
+def _brotli_metadata() -> bytes:
+    """A metadata meta-block of 0 to 99 random bytes (RFC 7932 9.2), or nothing."""
     n = _pad_length()
     if n == 0:
-        return head
+        return b""
     # Bits from the lowest: ISLAST 0, MNIBBLES code 3 (metadata), reserved 0,
     # MSKIPBYTES 1, then MSKIPLEN - 1 in 8 bits, zero fill to the byte.
-    return head + bytes((0x16 | ((n - 1) & 3) << 6, (n - 1) >> 2)) + os.urandom(n)
+    return bytes((0x16 | ((n - 1) & 3) << 6, (n - 1) >> 2)) + os.urandom(n)
 
 
-class _PaddedGzip:
-    """A gzip stream whose first bytes out carry the random ``FNAME`` field."""
+def _brotli_paddable(data: bytes, quality: int) -> bytes:
+    """``data`` as a brotli stream that opens with its header, byte-aligned by
+    a flush before any data (``_BROTLI_HEAD`` bytes): where padding goes."""
+    compressor = _brotli.Compressor(quality=quality)
+    return compressor.flush() + compressor.process(data) + compressor.finish()  # type: ignore[no-any-return]
 
-    __slots__ = ("_inner", "_padded")
 
-    def __init__(self, inner: Any) -> None:
+# The length of that opening: the stream header and an empty metadata block,
+# the same for every quality at the default window.
+_BROTLI_HEAD = len(_brotli.Compressor().flush()) if _brotli is not None else 0
+
+
+def _pad(coding: str, data: bytes) -> bytes:
+    """Compressed bytes (br: its paddable form) with fresh random padding."""
+    if coding == "gzip":
+        return _pad_gzip(data)
+    if coding == "zstd":
+        return _zstd_padding() + data
+    return data[:_BROTLI_HEAD] + _brotli_metadata() + data[_BROTLI_HEAD:]
+
+
+class _PaddedStream:
+    """A stream compressor whose first bytes out are padded (see _pad)."""
+
+    __slots__ = ("_inner", "_coding")
+
+    def __init__(self, inner: Any, coding: str) -> None:
         self._inner = inner
-        self._padded = False
+        self._coding: Optional[str] = coding
 
     def _out(self, data: bytes) -> bytes:
-        if data and not self._padded:
-            self._padded = True
-            return _pad_gzip(data)
+        if data and self._coding is not None:
+            data, self._coding = _pad(self._coding, data), None
         return data
 
     def compress(self, chunk: bytes) -> bytes:
@@ -285,13 +336,50 @@ class _PaddedGzip:
         self._inner.close()
 
 
+# --- ISA-L (GZIP_ENGINE = "isal") -------------------------------------------------------------
+
+
+def isal_compress(data: bytes, level: int) -> bytes:
+    """One gzip member from ISA-L at ``level`` (0 to 3), window bits 31."""
+    return _isal_zlib.compress(data, level, 31)  # type: ignore[no-any-return]
+
+
+class IsalGzipStream:
+    """gzip from ISA-L for a body of unknown length, a sync flush per chunk."""
+
+    __slots__ = ("_compressor",)
+
+    def __init__(self, level: int) -> None:
+        self._compressor: Any = _isal_zlib.compressobj(level, _isal_zlib.DEFLATED, 31)
+
+    def _live(self) -> Any:
+        if self._compressor is None:
+            raise ValueError("IsalGzipStream is finished or closed")
+        return self._compressor
+
+    def compress(self, chunk: bytes) -> bytes:
+        compressor = self._live()
+        if not chunk:
+            return b""
+        return compressor.compress(chunk) + compressor.flush(_isal_zlib.Z_SYNC_FLUSH)  # type: ignore[no-any-return]
+
+    def finish(self) -> bytes:
+        compressor = self._live()
+        self._compressor = None
+        return compressor.flush()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._compressor = None
+
+
 # --- one core's codings -----------------------------------------------------------------------
 
 
 class Encoders:
     """A core's gzip (``gzip_compress(data, level)`` and ``GzipStream(level)``)
-    beside the shared zstd and brotli: the one place that maps a negotiated
-    coding and the settings (levels, padding) to bytes."""
+    beside the shared zstd, brotli and ISA-L: the one place that maps a
+    negotiated coding and the settings (engine, levels, padding, caches) to
+    bytes."""
 
     __slots__ = ("_gzip_compress", "_gzip_stream")
 
@@ -299,26 +387,69 @@ class Encoders:
         self._gzip_compress = gzip_compress
         self._gzip_stream = gzip_stream
 
-    def compress(self, settings: Any, coding: str, data: bytes) -> bytes:
-        """A whole body in ``coding`` ("gzip", "br" or "zstd")."""
-        padded = settings.padding
+    def encode(self, settings: Any, coding: str, data: bytes) -> bytes:
+        """``data`` in ``coding``, unpadded (br: its paddable form when padding is on)."""
         if coding == "gzip":
-            out = self._gzip_compress(data, settings.gzip_level)
-            return _pad_gzip(out) if padded else out
+            if settings.gzip_engine == "isal":
+                return isal_compress(data, settings.isal_level)
+            return self._gzip_compress(data, settings.gzip_level)
         if coding == "zstd":
-            out = zstd_compress(data, settings.zstd_level)
-            return _zstd_padding() + out if padded else out
-        if padded:
-            compressor = _brotli.Compressor(quality=settings.brotli_level)
-            return _brotli_padding(compressor) + compressor.process(data) + compressor.finish()
+            return zstd_compress(data, settings.zstd_level)
+        if settings.padding:
+            return _brotli_paddable(data, settings.brotli_level)
         return brotli_compress(data, settings.brotli_level)
+
+    def compress(
+        self, settings: Any, coding: str, data: bytes, md5: Optional[str] = None, shareable: bool = True
+    ) -> bytes:
+        """A whole body in ``coding``: from the caches where they hold it, else
+        compressed (and offered to them); padded where the settings say.
+
+        ``md5``: the body's MD5 hex digest when the caller has it (the ETag's);
+        ``shareable``: false for ``no-store``/``private`` responses, which are
+        never written to the shared tier."""
+        cache = settings.cache
+        tier = settings.shared_tier if len(data) >= SHARED_MIN_SIZE else None
+        if cache is None and tier is None:
+            out = self.encode(settings, coding, data)
+        else:
+            out = self._cached(settings, coding, data, md5, shareable, cache, tier)
+        return _pad(coding, out) if settings.padding else out
+
+    def _cached(
+        self, settings: Any, coding: str, data: bytes, md5: Optional[str], shareable: bool, cache: Any, tier: Any
+    ) -> bytes:
+        made_by = settings.variants[coding]
+        locator = (coding, made_by, md5 or hashlib.md5(data).hexdigest(), len(data))
+        if cache is not None:
+            out = cache.get(locator, data)
+            if out is not None:
+                return out  # type: ignore[no-any-return]
+        sha = None
+        if tier is not None:
+            sha = digest(data)
+            key = f"asok_fast:{coding}:{made_by}:{sha.hex()}"
+            out = tier.get(key)
+            if out is not None:
+                if cache is not None:
+                    cache.put(locator, data, out, sha)
+                return out  # type: ignore[no-any-return]
+        out = self.encode(settings, coding, data)
+        if tier is not None and shareable:
+            tier.set(key, out)
+        if cache is not None:
+            cache.put(locator, data, out, sha)
+        return out
 
     def open_stream(self, settings: Any, coding: str) -> Any:
         """The per-response compressor of a stream in ``coding``."""
-        padded = settings.padding
         if coding == "gzip":
-            stream = self._gzip_stream(settings.gzip_level)
-            return _PaddedGzip(stream) if padded else stream
-        if coding == "zstd":
-            return ZstdStream(settings.zstd_level, _zstd_padding() if padded else b"")
-        return BrotliStream(settings.brotli_level, padded)
+            if settings.gzip_engine == "isal":
+                stream: Any = IsalGzipStream(settings.isal_level)
+            else:
+                stream = self._gzip_stream(settings.gzip_level)
+        elif coding == "zstd":
+            stream = ZstdStream(settings.zstd_level)
+        else:
+            stream = BrotliStream(settings.brotli_level, settings.padding)
+        return _PaddedStream(stream, coding) if settings.padding else stream

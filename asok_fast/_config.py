@@ -11,7 +11,8 @@ import itertools
 import re
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Pattern, Tuple
 
-from ._codecs import missing
+from ._cache import BodyCache, SharedTier
+from ._codecs import isal_missing, missing, variant
 from ._shared import CODINGS
 
 Header = Tuple[str, str]
@@ -36,6 +37,10 @@ DEFAULTS: Dict[str, Any] = {
     "ZSTD_LEVEL": 3,
     "BROTLI_LEVEL": 4,
     "COMPRESS_RANDOM_PADDING": False,
+    "GZIP_ENGINE": "zlib",
+    "ISAL_LEVEL": 1,
+    "COMPRESS_CACHE_SIZE": 8 * 1024 * 1024,
+    "COMPRESS_CACHE_BACKEND": None,
     "BUFFER_MAX_SIZE": 4 * 1024 * 1024,
 }
 
@@ -83,12 +88,17 @@ class Settings:
         "zstd_level",
         "brotli_level",
         "padding",
+        "gzip_engine",
+        "isal_level",
+        "variants",
+        "cache",
+        "shared_tier",
         "etag",
         "buffer_max",
         "compiled",
     )
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], previous: Optional["Settings"] = None) -> None:
         origins, wildcard = _origins(values["CORS_ORIGINS"])
         regex = _regex(values["CORS_ORIGIN_REGEX"])
         credentials = _bool(values, "CORS_ALLOW_CREDENTIALS")
@@ -142,6 +152,22 @@ class Settings:
         self.gzip_types: FrozenSet[str] = _gzip_types(values["GZIP_TYPES"])
         self.codings: Tuple[str, ...] = _codings(values["COMPRESS_CODINGS"])
         self.padding = _bool(values, "COMPRESS_RANDOM_PADDING")
+        self.gzip_engine = _engine(values["GZIP_ENGINE"])
+        self.isal_level = _level(values, "ISAL_LEVEL", 0, 3)
+        gzip_level = self.isal_level if self.gzip_engine == "isal" else self.gzip_level
+        levels = {"gzip": gzip_level, "zstd": self.zstd_level, "br": self.brotli_level}
+        # What makes each coding's bytes, as the caches' keys name it: a change
+        # of engine, level, library or padding form never meets older bytes.
+        self.variants: Dict[str, str] = {
+            coding: variant(coding, self.gzip_engine, levels[coding], self.padding) for coding in self.codings
+        }
+        cache_size = _check_int(values["COMPRESS_CACHE_SIZE"], "COMPRESS_CACHE_SIZE")
+        self.cache: Optional[BodyCache] = None
+        if cache_size:
+            # Kept across config changes of other keys: its keys carry the variants.
+            old = previous.cache if previous is not None else None
+            self.cache = old if old is not None and old.max_bytes == cache_size else BodyCache(cache_size)
+        self.shared_tier: Optional[SharedTier] = _shared_tier(values["COMPRESS_CACHE_BACKEND"], previous)
         self.etag = _bool(values, "ETAG")
         self.buffer_max = _check_int(values["BUFFER_MAX_SIZE"], "BUFFER_MAX_SIZE")
         # With every feature off the middleware is a plain pass-through.
@@ -150,8 +176,9 @@ class Settings:
         self.compiled: object = None
 
 
-def build_settings(values: Mapping[str, Any]) -> Settings:
-    """Validate a complete config mapping and derive its :class:`Settings`."""
+def build_settings(values: Mapping[str, Any], previous: Optional[Settings] = None) -> Settings:
+    """Validate a complete config mapping and derive its :class:`Settings`
+    (``previous``: the settings it replaces, whose caches it may keep)."""
     unknown = [key for key in values if key not in KEYS]
     if unknown:
         raise ValueError(
@@ -160,7 +187,7 @@ def build_settings(values: Mapping[str, Any]) -> Settings:
         )
     # A key deleted from .config (del, pop, clear) means its default again, as an
     # absent key does in Asok; not a bare KeyError on every later request.
-    return Settings({**DEFAULTS, **values})
+    return Settings({**DEFAULTS, **values}, previous)
 
 
 _VERSIONS = itertools.count()
@@ -260,6 +287,26 @@ def _level(values: Mapping[str, Any], key: str, low: int, high: int) -> int:
     if not low <= level <= high:
         raise ValueError(f"{key} must be an integer from {low} to {high}, got {level!r}")
     return level
+
+
+def _engine(value: Any) -> str:
+    if value not in ("zlib", "isal"):
+        raise ValueError(f"GZIP_ENGINE must be 'zlib' or 'isal', got {value!r}")
+    if value == "isal" and isal_missing():
+        raise ValueError("GZIP_ENGINE 'isal' needs the isal package: pip install 'asok_fast[isal]'")
+    return value  # type: ignore[no-any-return]
+
+
+def _shared_tier(backend: Any, previous: Optional[Settings]) -> Optional[SharedTier]:
+    if backend is None:
+        return None
+    if not callable(getattr(backend, "get", None)) or not callable(getattr(backend, "set", None)):
+        raise TypeError(
+            f"COMPRESS_CACHE_BACKEND must have get(key) and set(key, value) (a Django or "
+            f"Flask-Caching cache, a redis.Redis client), got {backend!r}"
+        )
+    old = previous.shared_tier if previous is not None else None
+    return old if old is not None and old.backend is backend else SharedTier(backend)
 
 
 def _codings(value: Any) -> Tuple[str, ...]:

@@ -133,9 +133,12 @@ class GzipStream:
 _ENCODERS = Encoders(gzip_compress, GzipStream)
 
 
-def compress(settings: Settings, coding: str, data: bytes) -> bytes:
-    """A whole body in ``coding`` at the settings' level (padded where they say)."""
-    return _ENCODERS.compress(settings, coding, data)
+def compress(settings: Settings, coding: str, data: bytes, md5: Optional[str] = None, shareable: bool = True) -> bytes:
+    """A whole body in ``coding`` at the settings' engine and level, through the
+    compressed-body caches (``md5``: the body's MD5 hex digest where known;
+    ``shareable``: false keeps it out of the shared tier), padded where the
+    settings say."""
+    return _ENCODERS.compress(settings, coding, data, md5, shareable)
 
 
 def open_stream(settings: Settings, coding: str) -> Any:
@@ -480,7 +483,7 @@ def respond(
 
     # The app's own ETag is kept, weakened when we change the bytes.
     app_etag = _weaken(app.etag) if coding is not None and app.etag is not None else app.etag
-    our_etag = None
+    our_etag = digest = None
     if settings.etag and code == 200 and method in ("GET", "HEAD"):
         if app.etag is not None:
             current: Tuple[str, ...] = (_opaque(app.etag),)
@@ -498,7 +501,8 @@ def respond(
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
     if coding is not None:
-        body = compress(settings, coding, body)
+        shareable = not (cache_control_has(app.cache_control, "no-store") or cache_control_has(app.cache_control, "private"))
+        body = compress(settings, coding, body, digest, shareable)
         out.append(("Content-Encoding", coding))
     out.append(("Content-Length", str(len(body))))
     if our_etag is not None:

@@ -239,7 +239,7 @@ class ResponseMiddleware:
         # Validate a snapshot (one C-level copy, atomic under the GIL), not the
         # live dict: a concurrent update() must not leave half-old, half-new
         # settings (or a spurious "*"+credentials error) for this request.
-        settings = build_settings(dict(config))
+        settings = build_settings(dict(config), self._state[1])
         self._state = (version, settings)
         return settings
 

@@ -37,6 +37,10 @@ SPEC_DEFAULTS: Dict[str, Any] = {
     "ZSTD_LEVEL": 3,
     "BROTLI_LEVEL": 4,
     "COMPRESS_RANDOM_PADDING": False,
+    "GZIP_ENGINE": "zlib",
+    "ISAL_LEVEL": 1,
+    "COMPRESS_CACHE_SIZE": 8388608,
+    "COMPRESS_CACHE_BACKEND": None,
     "BUFFER_MAX_SIZE": 4194304,
 }
 
@@ -344,7 +348,7 @@ def test_bad_value_in_the_app_config_raises_naming_the_key(make_mw: Any) -> None
 # ------------------------------------------------------------------ validation
 
 BOOL_KEYS = ["GZIP", "ETAG", "CORS_ALLOW_CREDENTIALS", "CORS_ALLOW_PRIVATE_NETWORK", "COMPRESS_RANDOM_PADDING"]
-INT_KEYS = ["GZIP_MIN_SIZE", "GZIP_LEVEL", "ZSTD_LEVEL", "BROTLI_LEVEL", "CORS_MAX_AGE", "BUFFER_MAX_SIZE"]
+INT_KEYS = ["GZIP_MIN_SIZE", "GZIP_LEVEL", "ZSTD_LEVEL", "BROTLI_LEVEL", "ISAL_LEVEL", "CORS_MAX_AGE", "BUFFER_MAX_SIZE", "COMPRESS_CACHE_SIZE"]
 
 BAD: List[Tuple[str, Any, type]] = (
     [(key, value, TypeError) for key in BOOL_KEYS for value in (1, 0, "yes", "true", None, [])]
@@ -370,6 +374,13 @@ BAD: List[Tuple[str, Any, type]] = (
         ("COMPRESS_CODINGS", 42, TypeError),
         ("COMPRESS_CODINGS", b"gzip", TypeError),
         ("COMPRESS_CODINGS", ["gzip", None], TypeError),
+        ("ISAL_LEVEL", 4, ValueError),
+        ("GZIP_ENGINE", "zlib-ng", ValueError),
+        ("GZIP_ENGINE", None, ValueError),
+        ("GZIP_ENGINE", "ISAL", ValueError),
+        ("COMPRESS_CACHE_BACKEND", "redis://127.0.0.1:6379", TypeError),
+        ("COMPRESS_CACHE_BACKEND", {"get": 1}, TypeError),
+        ("COMPRESS_CACHE_BACKEND", 42, TypeError),
         ("CORS_ORIGINS", 42, TypeError),
         ("CORS_ORIGINS", True, TypeError),
         ("CORS_ORIGINS", b"https://a.com", TypeError),
@@ -480,6 +491,11 @@ def test_app_config_unknown_keys_are_not_ours(make_mw: Any) -> None:
         ("BUFFER_MAX_SIZE", 0),
         ("GZIP_LEVEL", 1),
         ("GZIP_LEVEL", 9),
+        ("ISAL_LEVEL", 0),
+        ("ISAL_LEVEL", 3),
+        ("GZIP_ENGINE", "isal"),
+        ("COMPRESS_CACHE_SIZE", 0),
+        ("COMPRESS_CACHE_SIZE", 1),
         ("ZSTD_LEVEL", 1),
         ("ZSTD_LEVEL", 19),
         ("BROTLI_LEVEL", 0),

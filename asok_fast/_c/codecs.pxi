@@ -410,9 +410,11 @@ cdef class GzipStream:
 cdef object _ENCODERS = Encoders(gzip_compress, GzipStream)
 
 
-def compress(settings, coding, data):
-    """A whole body in ``coding`` at the settings' level (padded where they say)."""
-    return _ENCODERS.compress(settings, coding, data)
+def compress(settings, coding, data, md5=None, shareable=True):
+    """A whole body in ``coding`` at the settings' engine and level, through
+    the compressed-body caches, padded where the settings say (parity:
+    _core_py.compress)."""
+    return _ENCODERS.compress(settings, coding, data, md5, shareable)
 
 
 def open_stream(settings, coding):

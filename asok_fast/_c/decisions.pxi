@@ -36,6 +36,7 @@ cdef class _Fast:
     cdef int codings[_MAX_CODINGS]
     cdef int ncodings
     cdef bint padding
+    cdef bint plain_gzip  # gzip through this core's zlib, unpadded, uncached: the C path
     cdef bint etag
 
     def __cinit__(self, settings):
@@ -52,6 +53,10 @@ cdef class _Fast:
         self.gzip_types = settings.gzip_types
         self.ncodings = _codings_ids(settings.codings, self.codings)
         self.padding = settings.padding
+        self.plain_gzip = (
+            not settings.padding and settings.gzip_engine == "zlib" and settings.cache is None
+            and settings.shared_tier is None
+        )
         self.etag = settings.etag
 
 
@@ -363,11 +368,14 @@ def respond(settings, request, status, headers, body):
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
     if coding:
-        if coding == _GZIP and not fast.padding and type(body) is bytes:
+        if coding == _GZIP and fast.plain_gzip and type(body) is bytes:
             body = _gzip_compress_ptr(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body),
                                       fast.gzip_level)
         else:
-            body = _ENCODERS.compress(settings, _CODING_NAMES[coding - 1], body)
+            shareable = not (_cache_control_has(app.cache_control, "no-store", 8)
+                             or _cache_control_has(app.cache_control, "private", 7))
+            body = _ENCODERS.compress(settings, _CODING_NAMES[coding - 1], body,
+                                      PyUnicode_DecodeASCII(tag + 1, 32, NULL) if hashed else None, shareable)
         out.append(_CONTENT_ENCODING[coding - 1])
     out.append(("Content-Length", str(len(body))))
     if our_etag is not None:

@@ -1,0 +1,218 @@
+"""The compressed-body cache: in process, and a shared tier beside it.
+
+Shared by both cores (through ``_codecs.Encoders``); nothing here knows WSGI.
+
+:class:`BodyCache` keeps the compressed bytes of bodies seen before, per
+process.  An entry is located by what the response already computed for its
+ETag (the body's MD5 and length, with the coding and the engine and level
+that made it) and confirmed by the body's SHA-256 before it is served: MD5
+collisions are cheap to make, SHA-256 ones are not, so two bodies with one
+MD5 are each served their own bytes.  (SHA-256 runs at about 2 GB/s here,
+faster than MD5, with the CPU's SHA extensions.)  A body is admitted on its
+second appearance: the first only leaves its locator in a bounded list of
+recent ones, so one-off bodies cost a dict insert and no cache space.
+Entries leave least recently used first; the compressed bytes held never
+exceed the size given, and the locators remembered are bounded too.
+
+:class:`SharedTier` wraps ``COMPRESS_CACHE_BACKEND`` (a Django or
+Flask-Caching cache, a ``redis.Redis`` client: anything with ``get(key)``
+and ``set(key, value)``) so that it can never fail a response nor delay one
+by more than :data:`BACKEND_TIMEOUT`: every call runs on a small pool of
+worker threads; a read that is not answered in time, and any error, count
+as a miss and pause the tier for :data:`BACKEND_RETRY` seconds; writes are
+sent off without waiting.  Its trouble is logged at most once a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Hashable, Optional, Tuple
+
+__all__ = ["BACKEND_RETRY", "BACKEND_TIMEOUT", "BodyCache", "SharedTier"]
+
+#: The longest a response waits for the shared tier (seconds).
+BACKEND_TIMEOUT = 0.05
+#: After a failure or a timeout, the shared tier rests this long (seconds).
+BACKEND_RETRY = 5.0
+# At most this many calls to the shared tier at once: a backend that hangs
+# holds these threads, and the tier counts as down while all of them are held.
+_BACKEND_WORKERS = 4
+_LOG_EVERY = 60.0
+
+# Locators of bodies seen once, remembered for admission: enough for the
+# entries a cache of this size holds at a typical 1 KiB, within bounds.
+_SEEN_MIN = 1024
+_SEEN_MAX = 65536
+
+log = logging.getLogger("asok_fast")
+
+
+def digest(body: bytes) -> bytes:
+    """The collision-resistant digest that confirms a hit and names a shared entry."""
+    return hashlib.sha256(body).digest()
+
+
+class BodyCache:
+    """Compressed bytes by body, coding, engine and level; ``max_bytes`` of them."""
+
+    __slots__ = ("max_bytes", "_entries", "_seen", "_seen_max", "_held", "_lock", "__weakref__")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        # locator -> (SHA-256 of the body, compressed bytes), oldest use first
+        self._entries: "OrderedDict[Hashable, Tuple[bytes, bytes]]" = OrderedDict()
+        self._seen: "OrderedDict[Hashable, None]" = OrderedDict()
+        self._seen_max = min(_SEEN_MAX, max(_SEEN_MIN, max_bytes // 1024))
+        self._held = 0
+        self._lock = threading.Lock()
+        _CACHES.add(self)
+
+    @property
+    def held_bytes(self) -> int:
+        """Compressed bytes held now (never above ``max_bytes``)."""
+        return self._held
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, locator: Hashable, body: bytes) -> Optional[bytes]:
+        """The cached bytes for ``body``, or None.  A locator whose entry holds
+        another body (an MD5 collision) is a miss."""
+        with self._lock:
+            entry = self._entries.get(locator)
+            if entry is None:
+                return None
+            self._entries.move_to_end(locator)
+        sha, data = entry
+        return data if digest(body) == sha else None
+
+    def put(self, locator: Hashable, body: bytes, data: bytes, sha: Optional[bytes] = None) -> None:
+        """Offer what ``body`` compressed to: kept from its second appearance on."""
+        size = len(data)
+        with self._lock:
+            if locator in self._entries:
+                return  # held already (for this body or one of the same MD5)
+            if locator not in self._seen:
+                self._seen[locator] = None
+                if len(self._seen) > self._seen_max:
+                    self._seen.popitem(last=False)
+                return
+            del self._seen[locator]
+        if size > self.max_bytes:
+            return
+        if sha is None:
+            sha = digest(body)  # outside the lock: the one hash of admission
+        with self._lock:
+            if locator in self._entries:
+                return
+            self._entries[locator] = (sha, data)
+            self._held += size
+            while self._held > self.max_bytes:
+                _, (_, old) = self._entries.popitem(last=False)
+                self._held -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._seen.clear()
+            self._held = 0
+
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held the lock at fork: the child's
+        # copy gets a fresh one.  The entries are consistent (they change
+        # only under the lock, which the forking thread did not hold).
+        self._lock = threading.Lock()
+
+
+_CACHES: "weakref.WeakSet[BodyCache]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_CACHES):
+        cache._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SharedTier:
+    """``COMPRESS_CACHE_BACKEND`` behind a deadline, a breaker and a quiet log."""
+
+    __slots__ = ("backend", "_pool", "_pid", "_busy", "_down_until", "_logged_at", "_lock")
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pid = 0
+        self._busy = 0  # calls running or queued
+        self._down_until = 0.0
+        self._logged_at = -_LOG_EVERY
+        self._lock = threading.Lock()
+
+    def _submit(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the tier's threads; None when it is resting or full."""
+        if time.monotonic() < self._down_until:
+            return None
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked child: threads do not survive fork
+                self._pool = ThreadPoolExecutor(_BACKEND_WORKERS, thread_name_prefix="asok_fast-cache")
+                self._pid = os.getpid()
+                self._busy = 0
+            if self._busy >= _BACKEND_WORKERS:
+                pool = None
+            else:
+                self._busy += 1
+                pool = self._pool
+        if pool is None:
+            self._trouble("every call to it is still waiting for an answer")
+            return None
+        future = pool.submit(fn, *args)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Any) -> None:
+        with self._lock:
+            self._busy -= 1
+
+    def _trouble(self, what: object) -> None:
+        now = time.monotonic()
+        self._down_until = now + BACKEND_RETRY
+        if now - self._logged_at >= _LOG_EVERY:
+            self._logged_at = now
+            log.warning(
+                "asok_fast: COMPRESS_CACHE_BACKEND %r failed (%s); compressing without it, trying again in %.0f s",
+                self.backend, what, BACKEND_RETRY,
+            )
+
+    def get(self, key: str) -> Optional[bytes]:
+        future = self._submit(self.backend.get, key)
+        if future is None:
+            return None
+        try:
+            value = future.result(timeout=BACKEND_TIMEOUT)
+        except FutureTimeout:
+            self._trouble(f"no answer within {BACKEND_TIMEOUT * 1000:.0f} ms")
+            return None
+        except Exception as exc:  # a backend's failure is never the response's
+            self._trouble(repr(exc))
+            return None
+        return value if type(value) is bytes else None
+
+    def set(self, key: str, value: bytes) -> None:
+        future = self._submit(self.backend.set, key, value)
+        if future is not None:
+            future.add_done_callback(self._check_set)
+
+    def _check_set(self, future: Any) -> None:
+        exc = future.exception()
+        if exc is not None:
+            self._trouble(repr(exc))
