@@ -83,6 +83,15 @@ class BodyCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def remembered(self) -> int:
+        """Bodies seen once and remembered for admission."""
+        return len(self._seen)
+
+    @property
+    def remembered_max(self) -> int:
+        return self._seen_max
+
     def get(self, locator: Hashable, body: bytes) -> Optional[bytes]:
         """The cached bytes for ``body``, or None.  A locator whose entry holds
         another body (an MD5 collision) is a miss."""

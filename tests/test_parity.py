@@ -456,20 +456,21 @@ def _close_result(result: Any, log: List[Any]) -> None:
             log.append(("raised", "close", *_exc(exc)))
 
 
-def run(core: Any, case: Case, limit: Optional[int] = None) -> List[Any]:
+def run(core: Any, case: Case, limit: Optional[int] = None, repeat: int = 1) -> List[Any]:
     """One request through a fresh middleware bound to ``core``, as a server runs it:
-    call, iterate (only ``limit`` chunks: a client that went away), close.  Returns the
-    event log."""
+    call, iterate (only ``limit`` chunks: a client that went away), close; ``repeat``
+    times through the same middleware.  Returns the event log."""
     log: List[Any] = []
     try:
         middleware = ResponseMiddleware(_make_app(case, log), case.config, _core_module=core)
     except Exception as exc:
         log.append(("raised", "construction", *_exc(exc)))
         return log
-    result = _start(middleware, case, log)
-    if result is not None:
-        _pull(iter(result), log, limit)
-        _close_result(result, log)
+    for _ in range(repeat):
+        result = _start(middleware, case, log)
+        if result is not None:
+            _pull(iter(result), log, limit)
+            _close_result(result, log)
     return log
 
 
