@@ -56,6 +56,10 @@ FLAG_OF_KEY: Dict[str, str] = {
     "ZSTD_LEVEL": "--zstd-level",
     "BROTLI_LEVEL": "--brotli-level",
     "COMPRESS_RANDOM_PADDING": "--compress-random-padding",
+    "GZIP_ENGINE": "--gzip-engine",
+    "ISAL_LEVEL": "--isal-level",
+    "COMPRESS_CACHE_SIZE": "--cache-size",
+    "COMPRESS_CACHE_BACKEND": "--cache-redis",
     "BUFFER_MAX_SIZE": "--buffer-max-size",
 }
 
@@ -65,6 +69,22 @@ class ServeError(Exception):
 
 
 # --------------------------------------------------------------------------- flags
+
+
+def _redis_client(url: str) -> Any:
+    """``--cache-redis URL``: a ``redis.Redis`` client for the URL (it connects on first use)."""
+    if url.strip().lower() == "none":
+        return None
+    try:
+        import redis
+    except ImportError:
+        raise argparse.ArgumentTypeError(
+            "COMPRESS_CACHE_BACKEND: --cache-redis needs the redis client: pip install 'asok-fast[redis]'"
+        ) from None
+    try:
+        return redis.Redis.from_url(url.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"COMPRESS_CACHE_BACKEND: {exc}") from None
 
 
 def _int_of(key: str, allow_none: bool = False) -> Callable[[str], Optional[int]]:
@@ -165,6 +185,25 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "--compress-random-padding", dest="COMPRESS_RANDOM_PADDING", action=argparse.BooleanOptionalAction,
         default=sup, help="COMPRESS_RANDOM_PADDING: pad compressed bodies with 0 to 99 random bytes "
         "(against BREACH); off keeps the bytes deterministic",
+    )
+    g.add_argument(
+        "--gzip-engine", dest="GZIP_ENGINE", choices=("zlib", "isal"), default=sup,
+        help="GZIP_ENGINE: what makes gzip bytes: zlib (default) or isal (Intel ISA-L, several times "
+        "faster, somewhat larger; pip install 'asok-fast[isal]')",
+    )
+    g.add_argument(
+        "--isal-level", dest="ISAL_LEVEL", type=_int_of("ISAL_LEVEL"), default=sup, metavar="0-3",
+        help="ISAL_LEVEL: ISA-L level with --gzip-engine isal (default %d)" % DEFAULTS["ISAL_LEVEL"],
+    )
+    g.add_argument(
+        "--cache-size", dest="COMPRESS_CACHE_SIZE", type=_int_of("COMPRESS_CACHE_SIZE"), default=sup,
+        metavar="BYTES", help="COMPRESS_CACHE_SIZE: compressed bytes kept per process for reuse "
+        "(default 8 MiB; 0 turns the cache off)",
+    )
+    g.add_argument(
+        "--cache-redis", dest="COMPRESS_CACHE_BACKEND", type=_redis_client, default=sup, metavar="URL",
+        help="COMPRESS_CACHE_BACKEND: a Redis server shared by workers and machines, e.g. "
+        "redis://127.0.0.1:6379/0 ('none': no shared tier; pip install 'asok-fast[redis]')",
     )
     g.add_argument(
         "--etag", dest="ETAG", action=argparse.BooleanOptionalAction, default=sup,

@@ -24,6 +24,7 @@ from typing import List, Tuple
 
 import brotli
 import pytest
+import redis
 
 try:  # Python 3.14
     from compression import zstd  # type: ignore[import-not-found]
@@ -102,10 +103,18 @@ def test_every_config_key_has_a_flag() -> None:
         "--zstd-level", "19",
         "--brotli-level", "11",
         "--compress-random-padding",
+        "--gzip-engine", "isal",
+        "--isal-level", "3",
+        "--cache-size", "1000000",
+        "--cache-redis", "redis://127.0.0.1:6390/2",
         "--no-etag",
         "--buffer-max-size", "1048576",
     )
     assert set(everything) == set(DEFAULTS)
+    client = everything.pop("COMPRESS_CACHE_BACKEND")
+    assert isinstance(client, redis.Redis)
+    assert client.connection_pool.connection_kwargs["port"] == 6390
+    assert client.connection_pool.connection_kwargs["db"] == 2
     assert everything == {
         "CORS_ORIGINS": ["https://a.example"],
         "CORS_ORIGIN_REGEX": r"https://.*\.a\.example",
@@ -123,10 +132,14 @@ def test_every_config_key_has_a_flag() -> None:
         "ZSTD_LEVEL": 19,
         "BROTLI_LEVEL": 11,
         "COMPRESS_RANDOM_PADDING": True,
+        "GZIP_ENGINE": "isal",
+        "ISAL_LEVEL": 3,
+        "COMPRESS_CACHE_SIZE": 1000000,
         "ETAG": False,
         "BUFFER_MAX_SIZE": 1048576,
     }
-    ResponseMiddleware(lambda e, s: [], everything)  # a valid config as a whole
+    ResponseMiddleware(lambda e, s: [], {**everything, "COMPRESS_CACHE_BACKEND": client})  # a valid config as a whole
+    assert config_of("--cache-redis", "none") == {"COMPRESS_CACHE_BACKEND": None}
 
 
 @pytest.mark.parametrize(
