@@ -249,6 +249,68 @@ class Config(dict):
         return self
 
 
+class Configured:
+    """What both interfaces share: the config (``.config``, the keys found in an
+    Asok app's own ``config``, settings rebuilt on a change), the core that
+    decides, and the wrapped app's attributes reachable through the middleware.
+
+    Where the app's ``config`` turns Asok's own ``GZIP`` on, the middleware
+    takes compression over (the app's ``GZIP`` is set to ``False``), so a body
+    is compressed once.
+    """
+
+    def __init__(self, app: Any, config: Optional[Mapping[str, Any]], core: Any) -> None:
+        self.app = app
+        # The core module that decides: the selected one, or (the private seam
+        # for tests and benches) the one a subclass was handed.
+        self._core = core
+        values = initial_values(app, config)
+        settings = build_settings(values)
+        self._config = Config(values)
+        # (config version, settings built from it): one attribute, so that a
+        # thread never pairs one version with another version's settings.
+        self._state: Tuple[int, Settings] = (self._config.version, settings)
+        app_config = getattr(app, "config", None)
+        if isinstance(app_config, dict) and app_config.get("GZIP") is True:
+            app_config["GZIP"] = False  # compress once, here
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, values: Mapping[str, Any]) -> None:
+        self._config = Config(initial_values(None, values))  # validated on the next request
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the middleware lacks: the wrapped app's own
+        # attributes stay reachable through it, so a drop-in keeps working
+        # where a framework expects its app (Asok's `asok build` calls Asok
+        # methods on `wsgi.app`).
+        if name.startswith("__") or name in ("app", "_core", "_config", "_state"):
+            raise AttributeError(name)
+        return getattr(self.app, name)
+
+    @property
+    def implementation(self) -> str:
+        """``"compiled"`` or ``"python"``: the core this instance runs."""
+        return "python" if self._core.__name__.endswith("_core_py") else "compiled"
+
+    def _settings(self) -> Settings:
+        """The settings of the current config, rebuilt when it changed."""
+        version, settings = self._state
+        config = self._config
+        if config.version == version:
+            return settings
+        version = config.version  # read before the copy: a later change rebuilds again
+        # Validate a snapshot (one C-level copy, atomic under the GIL), not the
+        # live dict: a concurrent update() must not leave half-old, half-new
+        # settings (or a spurious "*"+credentials error) for this request.
+        settings = build_settings(dict(config), self._state[1])
+        self._state = (version, settings)
+        return settings
+
+
 def initial_values(app: Any, config: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """Defaults, then the keys found in ``app.config`` (Asok), then ``config=``."""
     values = dict(DEFAULTS)

@@ -11,10 +11,10 @@ exactly once and ``exc_info`` (PEP 3333) are handled here and nowhere else.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional
 
 from . import _core
-from ._config import Config, Settings, build_settings, initial_values
+from ._config import Configured, Settings
 from ._shared import STREAM_COMPRESS, STREAM_EMPTY, STREAM_PASS, Header, Request, not_bytes
 
 __all__ = ["ResponseMiddleware"]
@@ -172,16 +172,14 @@ def _is_file_wrapper(environ: Any, result: Any) -> bool:
     return wrapper is not None and isinstance(wrapper, type) and isinstance(result, wrapper)
 
 
-class ResponseMiddleware:
+class ResponseMiddleware(Configured):
     """Give a WSGI app CORS (with preflight answers), compression (zstd, br, gzip) and MD5 ETags with ``304``.
 
     ``config`` overrides the defaults and any of these keys found in the app's
     own ``config`` dict (an Asok app has one).  ``.config`` holds every key;
-    assigning one takes effect on the next request.
-
-    Where the app's ``config`` turns Asok's own ``GZIP`` on, the middleware
-    takes compression over (the app's ``GZIP`` is set to ``False``), so a body
-    is compressed once, here.
+    assigning one takes effect on the next request.  Where the app's
+    ``config`` turns Asok's own ``GZIP`` on, the middleware takes compression
+    over, so a body is compressed once, here.
     """
 
     def __init__(
@@ -193,55 +191,7 @@ class ResponseMiddleware:
     ) -> None:
         if not callable(app):
             raise TypeError(f"ResponseMiddleware needs a WSGI callable, got {app!r}")
-        self.app = app
-        # The private seam for tests and benches: a middleware bound to a core
-        # other than the selected one.
-        self._core = _core.core if _core_module is None else _core_module
-        values = initial_values(app, config)
-        settings = build_settings(values)
-        self._config = Config(values)
-        # (config version, settings built from it): one attribute, so that a
-        # thread never pairs one version with another version's settings.
-        self._state: Tuple[int, Settings] = (self._config.version, settings)
-        app_config = getattr(app, "config", None)
-        if isinstance(app_config, dict) and app_config.get("GZIP") is True:
-            app_config["GZIP"] = False  # compress once, here
-
-    @property
-    def config(self) -> Config:
-        return self._config
-
-    @config.setter
-    def config(self, values: Mapping[str, Any]) -> None:
-        self._config = Config(initial_values(None, values))  # validated on the next request
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for names the middleware lacks: the wrapped app's own
-        # attributes stay reachable through it, so a drop-in keeps working
-        # where a framework expects its app (Asok's `asok build` calls Asok
-        # methods on `wsgi.app`).
-        if name.startswith("__") or name in ("app", "_core", "_config", "_state"):
-            raise AttributeError(name)
-        return getattr(self.app, name)
-
-    @property
-    def implementation(self) -> str:
-        """``"compiled"`` or ``"python"``: the core this instance runs."""
-        return "python" if self._core.__name__.endswith("_core_py") else "compiled"
-
-    def _settings(self) -> Settings:
-        """The settings of the current config, rebuilt when it changed."""
-        version, settings = self._state
-        config = self._config
-        if config.version == version:
-            return settings
-        version = config.version  # read before the copy: a later change rebuilds again
-        # Validate a snapshot (one C-level copy, atomic under the GIL), not the
-        # live dict: a concurrent update() must not leave half-old, half-new
-        # settings (or a spurious "*"+credentials error) for this request.
-        settings = build_settings(dict(config), self._state[1])
-        self._state = (version, settings)
-        return settings
+        super().__init__(app, config, _core.core if _core_module is None else _core_module)
 
     def __call__(self, environ: Any, start_response: Callable[..., object]) -> Iterable[bytes]:
         version, settings = self._state

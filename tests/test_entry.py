@@ -42,7 +42,13 @@ def preflight(mw: Any, origin: str, **extra: str) -> Any:
 
 
 def test_the_class_is_plain_python() -> None:
-    assert ResponseMiddleware.__mro__ == (ResponseMiddleware, object)
+    """No compiled base: the plumbing and the config it shares with the ASGI twin
+    are Python classes of Python modules."""
+    from asok_fast._config import Configured
+
+    assert ResponseMiddleware.__mro__ == (ResponseMiddleware, Configured, object)
+    for cls in ResponseMiddleware.__mro__[:-1]:
+        assert sys.modules[cls.__module__].__file__.endswith(".py"), cls
     assert "__call__" in vars(ResponseMiddleware)
 
 

@@ -165,7 +165,7 @@ def test_the_parsers_see_what_is_there() -> None:
     middleware = {(i.module, i.name) for i in ALL_IMPORTS["middleware.py"]}
     assert ("asok_fast._core", None) in middleware
     assert ("asok_fast._shared", "not_bytes") in middleware
-    assert ("asok_fast._config", "build_settings") in middleware
+    assert ("asok_fast._config", "Configured") in middleware
     core_c = {(i.module, i.name) for i in ALL_IMPORTS["_core_c.pyx"]}
     assert ("asok_fast._shared", "header_pair") in core_c
     assert ("asok_fast._config", "CORS_ANY") in core_c
