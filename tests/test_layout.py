@@ -4,8 +4,8 @@ Every module of ``asok_fast/`` is parsed: the ``.py`` files with ``ast``, the Cy
 (``_core_c.pyx``, the ``.pxi`` files it includes, the ``.pxd`` files) with a regex for
 ``from ... import``/``cimport`` and ``import``/``cimport``.  The rules:
 
-* ``middleware.py`` (the WSGI plumbing) takes only public names of ``_core``, ``_config``
-  and ``_shared`` from the package;
+* ``middleware.py`` and ``asgi.py`` (the WSGI and ASGI plumbing) take only public names of
+  ``_core``, ``_config`` and ``_shared`` from the package;
 * no module imports another module's private name (one leading underscore, and not a
   module itself);
 * the cores (``_core_py.py``, ``_core_c.pyx`` and what it includes) import neither the
@@ -27,6 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+import pytest
 
 import asok_fast
 from asok_fast import _core, _core_py
@@ -180,11 +182,14 @@ def test_the_parsers_see_what_is_there() -> None:
 # --- the rules ----------------------------------------------------------------------------------
 
 
-def test_middleware_takes_only_public_names_of_core_config_and_shared() -> None:
+@pytest.mark.parametrize("plumbing", ["middleware.py", "asgi.py"])
+def test_the_plumbing_takes_only_public_names_of_core_config_and_shared(plumbing: str) -> None:
+    """The WSGI and the ASGI plumbing stand side by side over the same core: neither
+    imports the other, nor a core directly."""
     allowed = {"asok_fast._core", "asok_fast._config", "asok_fast._shared"}
     wrong = [
         str(i)
-        for i in ALL_IMPORTS["middleware.py"]
+        for i in ALL_IMPORTS[plumbing]
         if _inside(i.module, PACKAGE) and (i.module not in allowed or _private(i.name))
     ]
     assert wrong == []
@@ -204,9 +209,9 @@ def test_the_cores_know_nothing_of_the_plumbing() -> None:
     wrong = []
     for source in _core_files():
         for i in ALL_IMPORTS[source]:
-            if _inside(i.module, "asok_fast.middleware") or (i.module == "asok_fast._config" and _private(i.name)):
+            if _inside(i.module, "asok_fast.middleware") or _inside(i.module, "asok_fast.asgi") or (i.module == "asok_fast._config" and _private(i.name)):
                 wrong.append(str(i))
-            if i.module == PACKAGE and i.name == "middleware":
+            if i.module == PACKAGE and i.name in ("middleware", "asgi"):
                 wrong.append(str(i))
     assert wrong == []
 
