@@ -43,22 +43,37 @@ _END = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 def _request_headers(raw: Any) -> Dict[bytes, str]:
-    """The headers the core reads, as str; one sent twice is joined with ", "."""
+    """The headers the core reads, as str; one sent twice is joined with ", ".
+
+    ASGI servers give the names lower-cased (the specification requires it)."""
     found: Dict[bytes, str] = {}
     for name, value in raw:
-        name = bytes(name).lower()
         if name in _WANTED:
-            text = bytes(value).decode("latin-1")
+            text = value.decode("latin-1")
             found[name] = found[name] + ", " + text if name in found else text
     return found
 
 
 def _to_str(headers: Any) -> List[Header]:
-    return [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1")) for name, value in headers]
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+
+
+# Response header names as ASGI wants them (lower-case bytes), by the str the core
+# wrote: a few dozen names recur on every response.
+_NAMES: Dict[str, bytes] = {}
+_NAMES_MAX = 512
+
+
+def _name(name: str) -> bytes:
+    raw = name.lower().encode("latin-1")
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = raw
+    return raw
 
 
 def _to_bytes(headers: List[Header]) -> List[Tuple[bytes, bytes]]:
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    names = _NAMES
+    return [(names.get(name) or _name(name), value.encode("latin-1")) for name, value in headers]
 
 
 class _Response:
@@ -113,7 +128,7 @@ class _Response:
         if self._start is None:
             raise RuntimeError(f"{kind} sent before http.response.start")
         if kind == "http.response.body":
-            body = bytes(message.get("body", b""))
+            body = message.get("body", b"")
             more = bool(message.get("more_body", False))
             if self._state == self.STREAM:
                 await self._stream(body, more)
