@@ -264,7 +264,7 @@ def test_304_decided_before_compression(make_mw: Any, core: Any, monkeypatch: py
     if core is _core_py:
         calls: List[int] = []
         real = _core_py.compress
-        monkeypatch.setattr(_core_py, "compress", lambda settings, coding, data: calls.append(len(data)) or real(settings, coding, data))
+        monkeypatch.setattr(_core_py, "compress", lambda settings, coding, data, *rest: calls.append(len(data)) or real(settings, coding, data, *rest))
 
         def compressions() -> int:
             return len(calls)

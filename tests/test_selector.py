@@ -335,5 +335,5 @@ def test_version_matches_the_distribution() -> None:
 
 
 def test_public_api() -> None:
-    assert sorted(asok_fast.__all__) == ["IMPLEMENTATION", "ResponseMiddleware", "__version__"]
+    assert sorted(asok_fast.__all__) == ["ASGIMiddleware", "IMPLEMENTATION", "ResponseMiddleware", "__version__"]
     assert isinstance(asok_fast.__version__, str) and asok_fast.__version__
