@@ -17,7 +17,7 @@ exceed the size given, and the locators remembered are bounded too.
 :class:`SharedTier` wraps ``COMPRESS_CACHE_BACKEND`` (a Django or
 Flask-Caching cache, a ``redis.Redis`` client: anything with ``get(key)``
 and ``set(key, value)``) so that it can never fail a response nor delay one
-by more than :data:`BACKEND_TIMEOUT`: every call runs on a small pool of
+by more than :data:`BACKEND_TIMEOUT`: every call runs on a few daemon
 worker threads; a read that is not answered in time, and any error, count
 as a miss and pause the tier for :data:`BACKEND_RETRY` seconds; writes are
 sent off without waiting.  Its trouble is logged at most once a minute.
@@ -28,11 +28,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Hashable, Optional, Tuple
 
@@ -153,6 +154,37 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Workers:
+    """A few daemon threads that run the shared tier's calls.
+
+    Not a ThreadPoolExecutor: its threads are joined when the interpreter
+    exits, so a backend that hangs (a paused Redis, a client without a socket
+    timeout) would hang a worker process's exit too.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._calls: "queue.SimpleQueue[Tuple[Future, Any, Tuple[Any, ...]]]" = queue.SimpleQueue()
+        for n in range(count):
+            threading.Thread(target=self._run, name=f"asok_fast-cache-{n}", daemon=True).start()
+
+    def submit(self, fn: Any, *args: Any) -> "Future[Any]":
+        future: "Future[Any]" = Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            future, fn, args = self._calls.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the waiting response, never raised here
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
 class SharedTier:
     """``COMPRESS_CACHE_BACKEND`` behind a deadline, a breaker and a quiet log."""
 
@@ -160,7 +192,7 @@ class SharedTier:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
-        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool: Optional[_Workers] = None
         self._pid = 0
         self._busy = 0  # calls running or queued
         self._down_until = 0.0
@@ -173,7 +205,7 @@ class SharedTier:
             return None
         with self._lock:
             if self._pid != os.getpid():  # first use, or a forked child: threads do not survive fork
-                self._pool = ThreadPoolExecutor(_BACKEND_WORKERS, thread_name_prefix="asok_fast-cache")
+                self._pool = _Workers(_BACKEND_WORKERS)
                 self._pid = os.getpid()
                 self._busy = 0
             if self._busy >= _BACKEND_WORKERS:
@@ -214,7 +246,11 @@ class SharedTier:
         except Exception as exc:  # a backend's failure is never the response's
             self._trouble(repr(exc))
             return None
-        return value if type(value) is bytes else None
+        if value is None or type(value) is bytes:
+            return value  # type: ignore[no-any-return]
+        # A client that decodes (redis.Redis(decode_responses=True)) would never hit: say so.
+        self._trouble(f"get() returned {type(value).__name__}, not bytes")
+        return None
 
     def set(self, key: str, value: bytes) -> None:
         future = self._submit(self.backend.set, key, value)
