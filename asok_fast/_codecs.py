@@ -1,4 +1,5 @@
-"""The content codings beside gzip, and the random padding: shared by both cores.
+"""The codings' byte work that both cores share: zstd, brotli, ISA-L's gzip, the
+random padding, and the compressed-body caches' place in front of them.
 
 zstd and brotli come from their Python bindings (``compression.zstd`` on
 Python 3.14, its backport ``backports.zstd`` before; ``brotli``), called the
@@ -9,7 +10,10 @@ could be another version than the binding's.  The bindings already do the
 one thing a twin would add, releasing the GIL while they compress (measured
 on this machine, two threads on a 110 KB page: zstd 1.79x, brotli 1.9x one
 thread's rate).  gzip stays in each core (zlib, pooled deflate states in the
-compiled one); :class:`Encoders` puts a core's gzip beside these.
+compiled one); :class:`Encoders` puts a core's gzip beside these, and
+consults the caches of ``_cache`` before compressing a buffered body.
+ISA-L (``GZIP_ENGINE = "isal"``, the optional ``isal`` package) is called
+through ``isal.isal_zlib`` the same way by both cores.
 
 Padding (``COMPRESS_RANDOM_PADDING``, against BREACH-style length oracles,
 as Django's ``GZipMiddleware`` does): 0 to 99 random bytes per response,
@@ -52,16 +56,18 @@ except ImportError:
     _isal_zlib = None
 
 __all__ = [
-    "Encoders",
-    "available",
-    "brotli_compress",
-    "missing",
-    "zstd_compress",
+    "SHARED_MIN_SIZE",
     "BrotliStream",
+    "Encoders",
     "IsalGzipStream",
     "ZstdStream",
+    "available",
+    "brotli_compress",
+    "isal_compress",
     "isal_missing",
+    "missing",
     "variant",
+    "zstd_compress",
 ]
 
 #: Bodies from this size on are looked up in the shared tier: a smaller one
