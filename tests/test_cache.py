@@ -13,7 +13,7 @@ import hashlib
 import os
 import threading
 import zlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import pytest
 from isal import isal_zlib
