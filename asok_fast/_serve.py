@@ -1,17 +1,24 @@
-"""``asok-fast serve [MODULE:APP]``: serve a WSGI app wrapped by ResponseMiddleware.
+"""``asok-fast serve [MODULE:APP]``: serve a WSGI or ASGI app wrapped by asok_fast.
 
 Without an app it serves the built-in demo (:mod:`asok_fast._demo`).  The app is
 imported the way gunicorn does it (``module:attribute``, the current directory
-first on ``sys.path``), wrapped by :class:`~asok_fast.ResponseMiddleware` (an app
-that already is one, such as an Asok project's ``wsgi:app`` after the two-line
-drop-in, is used as it is, with the flags applied to its ``config``) and served by
+first on ``sys.path``).  A WSGI app is wrapped by
+:class:`~asok_fast.ResponseMiddleware` (an app that already is one, such as an
+Asok project's ``wsgi:app`` after the two-line drop-in, is used as it is, with
+the flags applied to its ``config``) and served by
 
 * waitress (the default; one process, ``--threads`` threads), or
 * gunicorn (``--workers N`` with N > 1, or ``--server gunicorn``), driven through
   its Python API: N pre-forked worker processes, ``sync`` or ``gthread``.
 
-Both come with the ``serve`` extra (``pip install 'asok-fast[serve]'``) and are
-imported only here, only when used.
+An ASGI app (``--asgi``, or detected: a coroutine function, or an object whose
+``__call__`` is one, taking ``scope, receive, send``) is wrapped by
+:class:`~asok_fast.ASGIMiddleware` (one already wrapped is used as it is) and
+served by uvicorn, embedded: one process, one event loop.  An Asok app speaks
+both; it is served as WSGI unless ``--asgi`` is given.
+
+The servers come with the ``serve`` extra (``pip install 'asok-fast[serve]'``) and
+are imported only here, only when used.
 
 Every configuration key has a flag; a flag not given leaves the key to the app's
 own config (Asok's ``app.config``), then to the default.  Values are validated by
@@ -24,10 +31,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
@@ -218,7 +227,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "app", nargs="?", metavar="MODULE:APP",
-        help="the WSGI app to serve, e.g. wsgi:app (an Asok project) or myproject.wsgi:application; "
+        help="the WSGI or ASGI app to serve, e.g. wsgi:app (an Asok project), myproject.wsgi:application "
+        "or main:app (FastAPI, Starlette); "
         "MODULE alone means MODULE:application, else MODULE:app; MODULE:factory() calls a factory. "
         "Imported with the current directory first on sys.path. Default: the built-in demo",
     )
@@ -226,8 +236,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="the port to listen on (default 8000; 0: any free port)")
     s.add_argument(
-        "--server", choices=("waitress", "gunicorn"), default=None,
-        help="waitress (the default) or gunicorn (the default with --workers > 1)",
+        "--server", choices=("waitress", "gunicorn", "uvicorn"), default=None,
+        help="waitress (the default) or gunicorn (the default with --workers > 1) for a WSGI app; "
+        "uvicorn for an ASGI app (the same as --asgi)",
+    )
+    s.add_argument(
+        "--asgi", action="store_true",
+        help="MODULE:APP is an ASGI app: wrap it in ASGIMiddleware and serve it on uvicorn (one process). "
+        "An ASGI app (an async callable taking scope, receive, send: Starlette, FastAPI) is detected "
+        "without it; an Asok app speaks both and is served as WSGI unless --asgi is given",
     )
     s.add_argument(
         "--workers", type=int, default=1, metavar="N",
@@ -378,18 +395,30 @@ def import_app(target: str) -> Any:
     return obj
 
 
-def build_app(target: Optional[str], given: Dict[str, Any]) -> Any:
-    """Import (or make the demo) and wrap: the ResponseMiddleware that will serve."""
+def is_asgi_app(obj: Any) -> bool:
+    """Whether ``obj`` is an ASGI 3 app: a coroutine function, or an object whose
+    ``__call__`` is one, taking ``(scope, receive, send)``.  An Asok app, whose
+    ``__call__`` serves both interfaces, is not one by this test (it is WSGI
+    unless ``--asgi`` says otherwise)."""
+    from .asgi import ASGIMiddleware
+
+    if isinstance(obj, ASGIMiddleware):
+        return True
+    if inspect.isclass(obj):  # ASGI 2 style classes are not served
+        return False
+    # a function (or functools.partial of one), else the object's own __call__
+    if not inspect.iscoroutinefunction(obj) and not inspect.iscoroutinefunction(getattr(obj, "__call__", None)):
+        return False
+    try:
+        inspect.signature(obj).bind(None, None, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _wrap_wsgi(app: Any, given: Dict[str, Any]) -> Any:
     from .middleware import ResponseMiddleware
 
-    if target is None:
-        from . import _demo
-
-        try:
-            return _demo.make_application(given)
-        except (ValueError, TypeError) as exc:
-            raise _config_error(exc, given) from None
-    app = import_app(target)
     try:
         if isinstance(app, ResponseMiddleware):
             # Already wrapped (the Asok drop-in): the flags override its config.
@@ -400,6 +429,86 @@ def build_app(target: Optional[str], given: Dict[str, Any]) -> Any:
         return ResponseMiddleware(app, given)
     except (ValueError, TypeError) as exc:
         raise _config_error(exc, given) from None
+
+
+def _wrap_asgi(app: Any, given: Dict[str, Any]) -> Any:
+    from .asgi import ASGIMiddleware
+    from .middleware import ResponseMiddleware
+
+    try:
+        if isinstance(app, ASGIMiddleware):
+            # Already wrapped (the ASGI drop-in): the flags override its config.
+            ResponseMiddleware(_empty_app, {**app.config, **given})  # validate first
+            if given:
+                app.config.update(given)
+            return app
+        if isinstance(app, ResponseMiddleware):
+            # The WSGI drop-in around an app that speaks both (an Asok project's
+            # wsgi:app, served with --asgi): its app, with its config.
+            return ASGIMiddleware(app.app, {**app.config, **given})
+        declared = _declared_middleware(app, ASGIMiddleware)
+        if declared is not None:
+            # Starlette/FastAPI's add_middleware(ASGIMiddleware, config=...): the app
+            # builds it on its first request; the flags go into what it is given.
+            config = {**(declared.kwargs.get("config") or {}), **given}
+            probe = ASGIMiddleware(_empty_asgi, config)  # validates; the banner shows it
+            declared.kwargs["config"] = config
+            return _Declared(app, probe)
+        return ASGIMiddleware(app, given)
+    except (ValueError, TypeError) as exc:
+        raise _config_error(exc, given) from None
+
+
+async def _empty_asgi(scope: Any, receive: Any, send: Any) -> None:
+    """What the config is checked against when the framework builds the middleware itself."""
+
+
+def _declared_middleware(app: Any, cls: type) -> Any:
+    """The ``Middleware(cls, ...)`` entry of a Starlette-style ``user_middleware`` list, if any."""
+    for entry in getattr(app, "user_middleware", None) or ():
+        if getattr(entry, "cls", None) is cls and isinstance(getattr(entry, "kwargs", None), dict) and not getattr(entry, "args", ()):
+            return entry
+    return None
+
+
+class _Declared:
+    """A framework app that wraps itself in ASGIMiddleware: served as it is, and
+    reporting (``config``, ``implementation``) what its middleware is built with."""
+
+    def __init__(self, app: Any, probe: Any) -> None:
+        self.app = app
+        self.config = probe.config
+        self.implementation = probe.implementation
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def load_app(target: Optional[str], given: Dict[str, Any], asgi: bool = False) -> Tuple[bool, Any]:
+    """Import (or make the demo) and wrap: ``(is_asgi, middleware)``.  ASGI with
+    ``asgi`` true, or when the imported object is an ASGI app."""
+    if target is None:
+        if asgi:
+            raise ServeError("--asgi serves MODULE:APP (the built-in demo is a WSGI app)")
+        from . import _demo
+
+        try:
+            return False, _demo.make_application(given)
+        except (ValueError, TypeError) as exc:
+            raise _config_error(exc, given) from None
+    app = import_app(target)
+    if asgi or is_asgi_app(app):
+        return True, _wrap_asgi(app, given)
+    return False, _wrap_wsgi(app, given)
+
+
+def build_app(target: Optional[str], given: Dict[str, Any]) -> Any:
+    """Import (or make the demo) and wrap: the ResponseMiddleware that will serve
+    (a WSGI server's path: an ASGI app is refused, naming --asgi)."""
+    asgi, middleware = load_app(target, given)
+    if asgi:
+        raise ServeError(f"{target} is an ASGI app: serve it on uvicorn (--asgi), not on a WSGI server")
+    return middleware
 
 
 class AccessLog:
@@ -423,24 +532,63 @@ class AccessLog:
         return self.app(environ, logging_start_response)
 
     def _log(self, environ: Dict[str, Any], status: str, headers: List[Tuple[str, str]]) -> None:
-        length = encoding = "-"
-        for name, value in headers:
-            lower = name.lower()
-            if lower == "content-length":
-                length = value
-            elif lower == "content-encoding":
-                encoding = value
         path = environ.get("PATH_INFO", "")
         if environ.get("QUERY_STRING"):
             path += "?" + environ["QUERY_STRING"]
-        line = (
-            f'{environ.get("REMOTE_ADDR", "-")} "{environ.get("REQUEST_METHOD", "-")} {path}" '
-            f"{status.split(' ', 1)[0]} {length} {encoding}\n"
+        line = _access_line(
+            environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD", "-"), path,
+            status.split(" ", 1)[0], headers,
         )
         stream = self.stream or sys.stdout
         with self._lock:
             stream.write(line)
             stream.flush()
+
+
+def _access_line(client: str, method: str, path: str, status: str, headers: Any) -> str:
+    """``client "METHOD path" status Content-Length Content-Encoding`` (``-`` where absent)."""
+    length = encoding = "-"
+    for name, value in headers:
+        if isinstance(name, bytes):  # ASGI: byte pairs
+            name, value = name.decode("latin-1"), value.decode("latin-1")
+        lower = name.lower()
+        if lower == "content-length":
+            length = value
+        elif lower == "content-encoding":
+            encoding = value
+    return f'{client} "{method} {path}" {status} {length} {encoding}\n'
+
+
+class ASGIAccessLog:
+    """``--access-log`` for an ASGI app: the same line, written when ``http.response.start``
+    goes out (outside the middleware: what the client gets)."""
+
+    def __init__(self, app: Any, stream: Optional[TextIO] = None) -> None:
+        self.app = app
+        self.stream = stream
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def logging_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self._log(scope, message)
+            await send(message)
+
+        await self.app(scope, receive, logging_send)
+
+    def _log(self, scope: Any, message: Any) -> None:
+        path = scope.get("path", "")
+        query = scope.get("query_string", b"")
+        if query:
+            path += "?" + bytes(query).decode("latin-1")
+        client = scope.get("client") or ("-",)
+        line = _access_line(str(client[0]), scope.get("method", "-"), path, str(message["status"]), message.get("headers", ()))
+        stream = self.stream or sys.stdout
+        stream.write(line)  # one event loop thread: no lock
+        stream.flush()
 
 
 # --------------------------------------------------------------------------- output
@@ -486,7 +634,9 @@ def print_banner(
 # --------------------------------------------------------------------------- servers
 
 
-def _choose_server(args: argparse.Namespace) -> str:
+def _choose_server(args: argparse.Namespace, asgi: bool = False) -> str:
+    if asgi:
+        return _check_uvicorn_options(args)
     if args.workers < 1:
         raise ServeError(f"--workers must be at least 1, got {args.workers}")
     if args.threads is not None and args.threads < 1:
@@ -500,6 +650,26 @@ def _choose_server(args: argparse.Namespace) -> str:
         if args.preload or args.worker_class:
             raise ServeError("--preload and --worker-class are gunicorn options (add --server gunicorn or --workers N)")
     return server
+
+
+def _check_uvicorn_options(args: argparse.Namespace) -> str:
+    """An ASGI app is served by one uvicorn process: the WSGI servers' options do not apply."""
+    if not 0 <= args.port <= 65535:
+        raise ServeError(f"--port must be from 0 to 65535, got {args.port}")
+    if args.server in ("waitress", "gunicorn"):
+        raise ServeError(f"an ASGI app is served on uvicorn; --server {args.server} is a WSGI server")
+    wsgi_only = [
+        flag for flag, used in (
+            ("--workers", args.workers != 1), ("--threads", args.threads is not None),
+            ("--worker-class", args.worker_class is not None), ("--preload", args.preload),
+        ) if used
+    ]
+    if wsgi_only:
+        raise ServeError(
+            f"{', '.join(wsgi_only)}: waitress and gunicorn options; an ASGI app is served by one "
+            "uvicorn process (one event loop)"
+        )
+    return "uvicorn"
 
 
 def _import_server(module: str) -> Any:
@@ -549,6 +719,64 @@ def _serve_waitress(args: argparse.Namespace, wsgi: Any, middleware: Any, out: T
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that the banner can name the port (``--port 0``)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        infos = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc}") from None
+    return sock
+
+
+def _serve_uvicorn(args: argparse.Namespace, asgi: Any, middleware: Any, out: TextIO) -> int:
+    uvicorn = _import_server("uvicorn")
+    sock = _bind(args.host, args.port)
+    try:
+        host, port = sock.getsockname()[:2]
+        config = uvicorn.Config(
+            asgi,
+            interface="asgi3",
+            lifespan="auto",  # an app that handles lifespan (Asok, Starlette) gets it; others are left alone
+            access_log=False,  # --access-log is ours: it shows what the client got
+            log_level="info",
+            timeout_graceful_shutdown=10,
+        )
+        print_banner(
+            url=f"http://{_display_host(host)}:{port}/",
+            listen=f"{host}:{port}",
+            server="uvicorn (one process, ASGI)",
+            app_name=_app_name(args.app),
+            implementation=middleware.implementation,
+            middleware=middleware,
+            out=out,
+        )
+
+        def stop(signum: int, frame: Any) -> None:
+            raise SystemExit(0)
+
+        # uvicorn takes SIGTERM and SIGINT while it runs, shuts down gracefully, then
+        # raises the signal again with the handlers it found: this one ends with status 0.
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        sock.close()
     return 0
 
 
@@ -647,7 +875,8 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     given = config_from_args(args)
     validate_flags(given)  # before importing anything: a bad flag fails fast
-    server = _choose_server(args)
+    asgi = bool(args.asgi) or args.server == "uvicorn"
+    server = _choose_server(args, asgi)
     if args.chdir:
         try:
             os.chdir(args.chdir)
@@ -658,18 +887,25 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         if cwd not in sys.path:
             sys.path.insert(0, cwd)
 
+    if server == "gunicorn" and not args.check:
+        if args.app is not None and not args.preload:
+            check_importable(args.app)
+        return _serve_gunicorn(args, given, out)
+    is_asgi, middleware = load_app(args.app, given, asgi)
+    if is_asgi and server != "uvicorn":
+        # Detected: an ASGI app served without --asgi.
+        if args.server is not None:
+            raise ServeError(f"{args.app} is an ASGI app: serve it on uvicorn (--asgi), not on {args.server}")
+        server = _check_uvicorn_options(args)
     if args.check:
-        middleware = build_app(args.app, given)
         print_banner(
             url=None, listen=f"{args.host}:{args.port} (not listening: --check)", server=server,
             app_name=_app_name(args.app), implementation=middleware.implementation,
             middleware=middleware, out=out,
         )
         return 0
-    if server == "gunicorn":
-        if args.app is not None and not args.preload:
-            check_importable(args.app)
-        return _serve_gunicorn(args, given, out)
-    middleware = build_app(args.app, given)
+    if server == "uvicorn":
+        app = ASGIAccessLog(middleware, out) if args.access_log else middleware
+        return _serve_uvicorn(args, app, middleware, out)
     wsgi = AccessLog(middleware, out) if args.access_log else middleware
     return _serve_waitress(args, wsgi, middleware, out)

@@ -24,6 +24,10 @@ deflate, br, zstd`` over plain http to ``127.0.0.1`` and to ``localhost``, for n
 for ``fetch()`` alike (not only over HTTPS); ``test_what_chromium_offers_over_plain_http``
 reads it back from the server, and the zstd assertions rest on it.
 
+The same page and calls through uvicorn (ASGI): the page from a stock uvicorn, the API from
+``asok-fast serve`` on its embedded uvicorn, serving the bare ASGI app (``--asgi``) or a FastAPI
+app (detected), with the same expectations and the same access-log lines.
+
 Needs Debian's ``chromium`` (``.ci/run`` installs it); skipped, saying so, when it is absent.
 """
 
@@ -37,6 +41,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -45,7 +50,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from server_apps import json_body
-from servers import Server, asok_fast_command, start_server, stop_process_group
+from servers import Server, asok_fast_command, python_m_asok_fast, start_server, stop_process_group
 
 pytest.importorskip("waitress", reason="the browser tests serve with waitress (the serve extra)")
 
@@ -330,3 +335,102 @@ def test_demo_pages_render_what_the_app_made(tmp_path: Path, flags: List[str], c
             assert rendered == expected, path
     finally:
         demo.stop()
+
+
+# ---------------------------------------------------------------- ASGI: the same calls through uvicorn
+#
+# The page comes from a stock uvicorn (``asgi_server_apps:browser_page``, an ASGI app); the API
+# is ``asok-fast serve`` on its embedded uvicorn: the bare ASGI app wrapped from the flags
+# (``--asgi``), or the FastAPI app of ``asgi_server_apps`` (detected as ASGI; the flags over the
+# config of its ``ASGIMiddleware``).  Same page, same script, same expectations as above:
+# the ASGI access log writes the same lines as the WSGI one.
+
+ASGI_APIS = {"asgi": ["--asgi", "asgi_server_apps:raw_app"], "fastapi": ["asgi_server_apps:fastapi_app"]}
+
+
+@pytest.fixture(scope="module", params=list(ASGI_APIS))
+def asgi_servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("uvicorn", reason="the ASGI browser tests serve with uvicorn")
+    if request.param == "fastapi":
+        pytest.importorskip("fastapi")
+    workdir = tmp_path_factory.mktemp(f"browser-{request.param}")
+    page = start_server(
+        "page",
+        python_m_uvicorn() + ["asgi_server_apps:browser_page", "--host", "127.0.0.1", "--port", "0"],
+        workdir / "page",
+        ready_path="/cors-test",
+    )
+    try:
+        api = start_server(
+            "api",
+            python_m_asok_fast() + [
+                "serve", *ASGI_APIS[request.param], "--host", "127.0.0.1", "--port", "0",
+                "--gzip", "--min-size", "200",  # the default codings: zstd, br, gzip
+                "--cors-origin", f"http://127.0.0.1:{page.port}",
+                "--cors-expose-headers", "ETag, Content-Encoding",
+                "--access-log",
+            ],
+            workdir / "api",
+            ready_path="/__impl",
+        )
+        try:
+            assert "on uvicorn" in api.log()
+            yield page, api
+        finally:
+            api.stop()
+    finally:
+        page.stop()
+
+
+def python_m_uvicorn() -> List[str]:
+    return [sys.executable, "-m", "uvicorn"]
+
+
+def test_asgi_allowed_origin_reads_zstd_json_passes_preflight_and_revalidates(asgi_servers, tmp_path: Path) -> None:
+    page, api = asgi_servers
+    run = uuid.uuid4().hex
+    page_url = f"http://127.0.0.1:{page.port}/cors-test?api=http://localhost:{api.port}&run={run}"
+    result = page_result(run_chromium(page_url, tmp_path / "profile"))
+
+    assert result["origin"] == f"http://127.0.0.1:{page.port}"
+    assert result["api"] == f"http://localhost:{api.port}"  # another origin: CORS applies
+    get = result["get"]
+    assert "error" not in get, get
+    assert get["status"] == 200
+    assert get["items"] == 30 and get["first"] == "item-0000"
+    assert get["text"] == JSON_COMPACT  # the browser decoded the exact JSON from zstd
+    assert get["encoding"] == "zstd"  # exposed through CORS_EXPOSE_HEADERS
+    assert get["etag"] == ETAG_ZSTD
+
+    put = result["put"]
+    assert "error" not in put, put
+    assert put["status"] == 200
+    assert put["body"] == {"method": "PUT", "received": {"hello": "world", "n": 42}}
+
+    again = result["revalidate"]
+    assert "error" not in again, again
+    assert again["status"] == 200  # a 304 reaches the script as the cached 200
+    assert again["text"] == JSON_COMPACT
+    assert again["etag"] == ETAG_ZSTD
+
+    # What went over the wire, from the server's side (the ASGI access log).
+    assert access_lines(api, run) == [
+        "GET /json 200 zstd",
+        "OPTIONS /echo 204 -",  # the preflight, answered by the middleware
+        "PUT /echo 200 -",
+        "GET /json 304 -",  # the browser sent If-None-Match with the tag it held
+    ]
+
+
+def test_asgi_disallowed_origin_fails_in_the_browser(asgi_servers, tmp_path: Path) -> None:
+    page, api = asgi_servers
+    run = uuid.uuid4().hex
+    page_url = f"http://localhost:{page.port}/cors-test?api=http://localhost:{api.port}&run={run}"
+    result = page_result(run_chromium(page_url, tmp_path / "profile"))
+
+    assert result["origin"] == f"http://localhost:{page.port}"
+    for step in ("get", "put", "revalidate"):
+        assert result[step] == {"error": "TypeError: Failed to fetch"}, (step, result[step])
+    lines = access_lines(api, run)
+    assert "OPTIONS /echo 204 -" in lines
+    assert not [line for line in lines if line.startswith("PUT ")]

@@ -325,15 +325,17 @@ def assert_info(stdout: str) -> None:
     names = [name for name, _ in fields]
     values = dict(fields)
     compiled = default_implementation() == "compiled"
+    # one line per (coding, library) that info() lists, in the default order of preference:
+    # gzip comes from zlib, and from ISA-L too where the isal extra is installed
+    order = ("zstd", "br", "gzip")
+    codings = sorted(available(), key=lambda item: order.index(item[0]))
     assert names == [
         "asok_fast",
         "implementation",
         "core module",
         "zlib (Python's)",
         *(["zlib (compiled core's)"] if compiled else []),
-        "coding zstd",
-        "coding br",
-        "coding gzip",
+        *[f"coding {coding}" for coding, _ in codings],
         "python",
         "platform",
         "compiler",
@@ -345,12 +347,21 @@ def assert_info(stdout: str) -> None:
     if compiled:
         assert values["zlib (compiled core's)"] == _core.load_compiled().zlib_version()
     # each coding with the library (and version) that makes its bytes
-    assert values["coding gzip"] == f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    listed = [tuple(field) for field in fields if field[0].startswith("coding ")]
+    assert listed == [(f"coding {coding}", library) for coding, library in codings]
+    gzip_libraries = [library for name, library in listed if name == "coding gzip"]
+    assert gzip_libraries[0] == f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    assert gzip_libraries[1:] in ([], [f"isal {isal_version()} (GZIP_ENGINE = \"isal\")"])
     assert values["coding br"] == f"brotli {brotli.__version__}"
     assert values["coding zstd"] == f"zstd {zstd.zstd_version} ({zstd.__name__})"
-    assert dict(available()) == {c: values[f"coding {c}"] for c in ("zstd", "br", "gzip")}
     assert values["python"].endswith(".".join(map(str, sys.version_info[:3])))
     assert values["platform"] == sysconfig.get_platform()
+
+
+def isal_version() -> str:
+    from importlib.metadata import version
+
+    return version("isal")
 
 
 def test_info_in_process(capsys: pytest.CaptureFixture) -> None:
@@ -600,3 +611,180 @@ def test_flags_override_the_projects_config(asok_project: Path) -> None:
         assert re.search(r"^\s+GZIP_LEVEL\s+= 9$", out, re.M), out
         assert re.search(r"^\s+GZIP\s+= True$", out, re.M), out  # from app.config
         assert re.search(rf"^\s+GZIP_MIN_SIZE\s+= {ASOK_MIN_SIZE}$", out, re.M), out
+
+
+# ---------------------------------------------------------------- --asgi: an ASGI app on embedded uvicorn
+
+
+@pytest.fixture
+def asgi_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A module of ASGI (and not-quite-ASGI) callables in a fresh cwd; forgotten afterwards."""
+    name = f"cli_asgi_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'hi'})\n"
+        "class Instance:\n"
+        "    async def __call__(self, scope, receive, send):\n"
+        "        await app(scope, receive, send)\n"
+        "instance = Instance()\n"
+        "async def two_args(environ, start_response):\n"
+        "    pass\n"
+        "def wsgi(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'hi']\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    saved_path = list(sys.path)
+    yield name
+    sys.path[:] = saved_path
+    sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(
+    "suffix,flags,server",
+    [
+        (":app", [], "uvicorn"),  # detected: an async function of (scope, receive, send)
+        (":instance", [], "uvicorn"),  # detected: an object whose __call__ is one
+        (":two_args", [], "waitress"),  # a coroutine function, but not of three arguments
+        (":wsgi", [], "waitress"),
+        (":wsgi", ["--asgi"], "uvicorn"),  # --asgi: taken as ASGI, whatever it looks like
+        (":app", ["--server", "uvicorn"], "uvicorn"),
+    ],
+)
+def test_asgi_app_is_detected(capsys, asgi_module: str, suffix: str, flags: List[str], server: str) -> None:
+    code, out, err = run_cli(capsys, ["serve", "--check", asgi_module + suffix, *flags, "--min-size", "64"])
+    assert code == 0, err
+    assert f"serving {asgi_module}{suffix} on {server}" in out
+    assert re.search(r"GZIP_MIN_SIZE\s+= 64$", out, re.M)
+
+
+def test_asgi_middleware_is_used_as_it_is(capsys, asgi_module: str) -> None:
+    """An app already wrapped (``app = ASGIMiddleware(app, config=...)``, or a Starlette app given
+    ``Middleware(ASGIMiddleware, config=...)``): not wrapped twice, the flags over its config."""
+    from asok_fast import ASGIMiddleware
+
+    sys.path.insert(0, os.getcwd())  # the fixture restores sys.path
+    module = __import__(asgi_module)
+    module.wrapped = ASGIMiddleware(module.app, {"GZIP_LEVEL": 2, "GZIP_MIN_SIZE": 10})
+    code, out, err = run_cli(capsys, ["serve", "--check", f"{asgi_module}:wrapped", "--min-size", "64"])
+    assert code == 0, err
+    assert "on uvicorn" in out
+    assert re.search(r"GZIP_LEVEL\s+= 2$", out, re.M)  # the app's own
+    assert re.search(r"GZIP_MIN_SIZE\s+= 64$", out, re.M)  # the flag's
+    assert module.wrapped.config["GZIP_MIN_SIZE"] == 64
+
+    pytest.importorskip("starlette")
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+
+    module.stack = Starlette(middleware=[Middleware(ASGIMiddleware, config={"GZIP_LEVEL": 2})])
+    code, out, err = run_cli(capsys, ["serve", "--check", f"{asgi_module}:stack", "--min-size", "64"])
+    assert code == 0, err
+    assert re.search(r"GZIP_LEVEL\s+= 2$", out, re.M) and re.search(r"GZIP_MIN_SIZE\s+= 64$", out, re.M)
+    assert module.stack.user_middleware[0].kwargs["config"] == {"GZIP_LEVEL": 2, "GZIP_MIN_SIZE": 64}
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--asgi"], "--asgi serves MODULE:APP"),
+        (["--asgi", "{m}:app", "--workers", "2"], "--workers: waitress and gunicorn options"),
+        (["--asgi", "{m}:app", "--preload"], "--preload: waitress and gunicorn options"),
+        (["{m}:app", "--threads", "4"], "--threads: waitress and gunicorn options"),  # detected, then refused
+        (["--asgi", "{m}:app", "--server", "gunicorn"], "--server gunicorn is a WSGI server"),
+        (["{m}:app", "--server", "waitress"], "is an ASGI app: serve it on uvicorn (--asgi), not on waitress"),
+        (["--asgi", "{m}:app", "--gzip-level", "0"], "GZIP_LEVEL"),
+    ],
+)
+def test_asgi_errors(capsys, asgi_module: str, argv: List[str], message: str) -> None:
+    code, out, err = run_cli(capsys, ["serve", "--check", *[a.format(m=asgi_module) for a in argv]])
+    assert code == 2, (out, err)
+    assert message in err, err
+
+
+def test_missing_uvicorn_names_the_serve_extra(capsys, monkeypatch, asgi_module: str) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    code, _, err = run_cli(capsys, ["serve", f"{asgi_module}:app", "--port", "0"])
+    assert code == 2
+    assert "uvicorn is not installed" in err
+    assert "pip install 'asok-fast[serve]'" in err
+
+
+@posix_only
+@pytest.mark.parametrize("no_extensions", [False, True], ids=["default-core", "python"])
+def test_cli_serves_a_detected_asgi_app_on_uvicorn(tmp_path: Path, no_extensions: bool) -> None:
+    """``asok-fast serve asgi_server_apps:fastapi_app`` (no --asgi: detected) on a real uvicorn,
+    the flags over the module's config: zstd with its ETag, a 304, a preflight, the access log."""
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("fastapi")
+    from server_apps import ALLOWED_ORIGIN, json_body
+
+    body = json_body()
+    srv = start_server(
+        "cli-asgi",
+        python_m_asok_fast() + ["serve", "asgi_server_apps:fastapi_app", "--port", "0", "--access-log", "--zstd-level", "9"],
+        tmp_path, no_extensions=no_extensions,
+    )
+    try:
+        log = srv.log()
+        assert "serving asgi_server_apps:fastapi_app on uvicorn" in log
+        assert f"implementation {srv.expected_implementation}" in log
+        assert re.search(r"^\s+ZSTD_LEVEL\s+= 9$", log, re.M)
+        r = raw_request(srv.port, "GET", "/json", {**ALL_CODINGS, "Origin": ALLOWED_ORIGIN})
+        assert r.status == 200 and r.get("Content-Encoding") == "zstd"
+        assert r.body == zstd.ZstdCompressor(level=9).compress(body, zstd.ZstdCompressor.FLUSH_FRAME)
+        etag = r.get("ETag")
+        assert etag == f'"{hashlib.md5(body).hexdigest()}-zstd"'
+        assert r.get("Access-Control-Allow-Origin") == ALLOWED_ORIGIN
+        again = raw_request(srv.port, "GET", "/json", {**ALL_CODINGS, "If-None-Match": etag})
+        assert again.status == 304 and again.body == b"" and again.get("ETag") == etag
+        pre = raw_request(srv.port, "OPTIONS", "/json", {"Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "PUT"})
+        assert pre.status == 204 and pre.body == b"" and pre.get("Access-Control-Allow-Origin") == ALLOWED_ORIGIN
+        log = srv.log()
+        assert '127.0.0.1 "GET /json" 200 %d zstd' % len(r.body) in log
+        assert '127.0.0.1 "GET /json" 304 - -' in log
+        assert '127.0.0.1 "OPTIONS /json" 204 - -' in log
+    finally:
+        srv.stop()
+    assert srv.proc.returncode == 0  # SIGTERM: uvicorn shut down gracefully, and the CLI exited 0
+
+
+@posix_only
+def test_asok_project_served_with_asgi_on_uvicorn(asok_project: Path, tmp_path: Path) -> None:
+    """An Asok app speaks both: ``serve wsgi_plain:app`` stays WSGI (waitress), ``--asgi`` serves
+    it in Asok's ASGI mode on uvicorn; the WSGI drop-in (``wsgi:app``) with ``--asgi`` too,
+    its config kept.  The page, compressed once, and a 304, over a real uvicorn."""
+    pytest.importorskip("uvicorn")
+    from asok_project import PAGE_PATH
+
+    env = {**os.environ, "PYTHONPATH": absolute_pythonpath(), "ASOK_ENV_OVERRIDE": "true"}
+    checked = subprocess.run(
+        python_m_asok_fast() + ["serve", "wsgi_plain:app", "--check"],
+        cwd=str(asok_project), capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "serving wsgi_plain:app on waitress" in checked.stdout
+    for target in ("wsgi_plain:app", "wsgi:app"):
+        srv = start_server(
+            f"asok-asgi-{target.partition(':')[0]}",
+            python_m_asok_fast() + ["serve", "--asgi", target, "--host", HOST, "--port", "0"],
+            tmp_path / target.partition(":")[0], cwd=asok_project, ready_path="/api/items",
+            env_extra={"ASOK_ENV_OVERRIDE": "true"},
+        )
+        try:
+            log = srv.log()
+            assert f"serving {target} on uvicorn" in log
+            assert re.search(rf"^\s+GZIP_MIN_SIZE\s+= {ASOK_MIN_SIZE}$", log, re.M)
+            assert re.search(r"^\s+GZIP\s+= True$", log, re.M)
+            page = raw_request(srv.port, "GET", PAGE_PATH, asok_headers(Accept_Encoding=BROWSER_ACCEPT_ENCODING))
+            assert page.status == 200 and page.get("Content-Encoding") == "zstd"
+            html = decode("zstd", page.body)
+            assert html.startswith(b"<!DOCTYPE html>") and b"SKU-00059" in html
+            etag = page.get("ETag")
+            assert etag == f'"{hashlib.md5(html).hexdigest()}-zstd"'
+            again = raw_request(srv.port, "GET", PAGE_PATH, asok_headers(Accept_Encoding=BROWSER_ACCEPT_ENCODING, If_None_Match=etag))
+            assert again.status == 304 and again.body == b""
+        finally:
+            srv.stop()
