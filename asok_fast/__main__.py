@@ -1,7 +1,7 @@
 """``asok-fast`` / ``python -m asok_fast``: the command line.
 
-* ``asok-fast serve [MODULE:APP]`` - serve a WSGI app (or the built-in demo)
-  wrapped by ResponseMiddleware on a production server;
+* ``asok-fast serve [MODULE:APP]`` - serve a WSGI or ASGI app (or the built-in demo)
+  wrapped by ResponseMiddleware or ASGIMiddleware on a production server;
 * ``asok-fast info`` - version, implementation, zlib, the codings and their
   libraries, Python, build details;
 * ``asok-fast bench`` - the benchmark workloads, interleaved, as one table.
@@ -22,7 +22,7 @@ from typing import List, Optional
 
 # command -> (module, help); the module has add_arguments(parser) and run(args) -> int
 _COMMANDS = {
-    "serve": ("asok_fast._serve", "serve a WSGI app (default: the demo) wrapped by ResponseMiddleware"),
+    "serve": ("asok_fast._serve", "serve a WSGI or ASGI app (default: the demo) wrapped by the middleware"),
     "bench": ("asok_fast.benchmarks.runner", "run the benchmark workloads side by side and print one table"),
 }
 
@@ -61,7 +61,7 @@ def _info(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="asok-fast",
-        description="CORS, zstd/br/gzip compression and MD5 ETags for any WSGI app, with a compiled core.",
+        description="CORS, zstd/br/gzip compression and MD5 ETags for any WSGI or ASGI app, with a compiled core.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="version, implementation, zlib, codings, Python and build details")
