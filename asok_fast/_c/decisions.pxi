@@ -35,7 +35,6 @@ cdef class _Fast:
     cdef object gzip_types
     cdef int codings[_MAX_CODINGS]
     cdef int ncodings
-    cdef bint padding
     cdef bint plain_gzip  # gzip through this core's zlib, unpadded, uncached: the C path
     cdef bint etag
 
@@ -52,7 +51,6 @@ cdef class _Fast:
         self.gzip_level = settings.gzip_level
         self.gzip_types = settings.gzip_types
         self.ncodings = _codings_ids(settings.codings, self.codings)
-        self.padding = settings.padding
         self.plain_gzip = (
             not settings.padding and settings.gzip_engine == "zlib" and settings.cache is None
             and settings.shared_tier is None
