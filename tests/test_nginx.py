@@ -8,12 +8,13 @@ port picked just before it starts (nginx cannot report a port 0 it was given), a
 to ``asok-fast serve server_apps:app`` (waitress, the default codings zstd, br, gzip; the
 compiled core and the pure one).
 
-The ``server`` block is README's ("Deployment behind nginx or Caddy") on a loopback port
-without TLS, plus the cache, which README mentions but gives no lines for:
+The ``server`` block and the cache lines are those docs/deployment.md gives, on a loopback
+port without TLS:
 
-* ``proxy_cache_path`` (in ``http``), ``proxy_cache`` and ``proxy_cache_valid 200 10m`` (in
-  ``location /``): the app's responses carry no ``Cache-Control`` or ``Expires``, and nginx
-  caches nothing without one or the other, or ``proxy_cache_valid``;
+* ``proxy_cache_path`` (in ``http``; here in the test's own directory and smaller),
+  ``proxy_cache`` and ``proxy_cache_valid 200 10m`` (in ``location /``): the app's responses
+  carry no ``Cache-Control`` or ``Expires``, and nginx caches nothing without one or the other,
+  or ``proxy_cache_valid``;
 * ``add_header X-Cache-Status $upstream_cache_status`` (test only: which answers the cache gave).
 
 nginx reads the response's ``Vary`` (``Accept-Encoding, Origin``, one line: nginx before 1.23
@@ -86,7 +87,7 @@ http {{
     uwsgi_temp_path {run}/uwsgi_temp;
     scgi_temp_path {run}/scgi_temp;
 
-    # The cache (not in README): 10 MB on disk, keys in 1 MB of shared memory.
+    # The cache (docs/deployment.md): 10 MB on disk here, keys in 1 MB of shared memory.
     proxy_cache_path {run}/cache levels=1:2 keys_zone=asok:1m max_size=10m inactive=10m use_temp_path=off;
 
     upstream asok_app {{
@@ -108,7 +109,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
 
-            proxy_cache asok;          # the cache (not in README)
+            proxy_cache asok;          # the cache (docs/deployment.md)
             proxy_cache_valid 200 10m;
             add_header X-Cache-Status $upstream_cache_status always;   # test only
         }}
