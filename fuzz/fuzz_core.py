@@ -1,9 +1,12 @@
 """Fuzz target: the compiled core against the pure one, on arbitrary input.
 
 Every input (a byte string) is decoded into one case by :class:`Input`: which
-entry point, a configuration, a request (method and the header values the
-middleware reads), an app response (status line, header list, body and how
-the body is made) and a server that may stop reading early.  The case then
+entry point, a configuration (``COMPRESS_CODINGS`` in any order and form,
+``ZSTD_LEVEL``, ``BROTLI_LEVEL``, ``COMPRESS_RANDOM_PADDING`` among the rest),
+a request (method and the header values the middleware reads, among them
+``Accept-Encoding`` lists of zstd, br, gzip, x-gzip, identity and ``*`` with
+right and wrong q-values), an app response (status line, header list, body
+and how the body is made) and a server that may stop reading early.  The case then
 runs through ``asok_fast._core_py`` and ``asok_fast._core_c`` (loaded by
 ``asok_fast._core.load_compiled``; refused while ``ASOK_FAST_NO_EXTENSIONS`` is
 set), called directly with the core's plain data (the request tuple of
@@ -13,7 +16,11 @@ set), called directly with the core's plain data (the request tuple of
 
 * the two disagree on anything a server would see: the exact status, header
   list (order and types), body bytes, chunk sequence, exception (type and
-  message), where it surfaced and the app iterable's ``close()`` calls;
+  message), where it surfaced and the app iterable's ``close()`` calls.  With
+  ``COMPRESS_RANDOM_PADDING`` on the bytes are random, so there the bodies
+  are compared decoded, ``Content-Length`` masked, and everything else
+  exactly (also against the same response with the padding off: the padding
+  changes no ETag, no coding, no header);
 * either raises an exception SPEC does not allow: only the app's own errors
   (:class:`AppError`), ``TypeError`` for a body chunk that is not ``bytes`` or
   a header/status that is not ``str`` (PEP 3333), and ``ValueError`` /
@@ -21,15 +28,21 @@ set), called directly with the core's plain data (the request tuple of
 * a response breaks a property SPEC promises whatever the input: no CR or LF
   in a header value the middleware wrote, ``Access-Control-Allow-Origin``
   only for an allowed origin (never ``*`` with credentials), ``Vary: Origin``
-  whenever CORS depends on the origin, gzip bodies that decode to the app's
-  bytes, ``close()`` exactly once, the app's header list and the environ left
-  untouched.
+  whenever CORS depends on the origin, ``close()`` exactly once, the app's
+  header list and the environ left untouched; and for the codings: the coding
+  sent is the one :func:`reference_negotiate` (RFC 9110 12.5.3, written here
+  apart from the cores) picks; ``negotiate`` equals it for every order of the
+  offered codings; compressed bodies decode to the app's bytes with the
+  libraries' own decoders (zstd within an 8 MiB window, RFC 9659); unpadded
+  ``compress`` output equals the library called directly at the level; and
+  each piece of a compressed stream decodes, as it arrives, to exactly the
+  chunks sent so far.
 
-Entry points exercised: the helpers (``accepts_gzip``,
-``parse_if_none_match``, ``is_compressible``, ``origin_allowed``, ``md5_hex``,
-``gzip_compress``), ``respond``, ``respond_stream`` (with ``GzipStream`` over
-the chunks) and ``buffer_length``, ``preflight``, and whole
-``ResponseMiddleware`` calls.
+Entry points exercised: the helpers (``negotiate``, ``parse_if_none_match``,
+``is_compressible``, ``origin_allowed``, ``md5_hex``, ``gzip_compress``,
+``compress`` in each configured coding), ``respond``, ``respond_stream``
+(with ``open_stream`` and ``GzipStream`` over the chunks) and
+``buffer_length``, ``preflight``, and whole ``ResponseMiddleware`` calls.
 
 Run it with atheris (coverage guided; see ``fuzz/run.sh``)::
 
@@ -41,6 +54,10 @@ or without atheris (what CI does, see ``tests/test_fuzz_regressions.py``)::
     python fuzz/fuzz_core.py --random 2000 --seed 1      # random structured inputs
     python fuzz/fuzz_core.py --make-corpus fuzz/corpus   # (re)write the seeds
 
+(The ``codings-*`` seeds were picked from random inputs, one for each entry
+point, coding and padding setting, and app body kind, so that a replay
+reaches every coding.)
+
 The decoding never fails: any byte string is a valid case (missing bytes read
 as zeros), so libFuzzer's mutations all reach the cores.
 """
@@ -50,7 +67,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import os
+import zlib
 import random
 import re
 import sys
@@ -65,7 +84,10 @@ initial_values: Any = None
 KEYS: frozenset = frozenset()
 CORS_ANY = 1
 CORS_LIST = 2
-STREAM_GZIP = 1
+STREAM_COMPRESS = 1
+CODINGS: Tuple[str, ...] = ("zstd", "br", "gzip")
+_zstd: Any = None
+_brotli: Any = None
 
 
 def load() -> None:
@@ -74,9 +96,16 @@ def load() -> None:
     ImportError when the compiled core cannot be loaded, or must not be
     (``ASOK_FAST_NO_EXTENSIONS`` set): there is then nothing to compare.
     """
-    global py, cc, ResponseMiddleware, build_settings, initial_values, KEYS, CORS_ANY, CORS_LIST, STREAM_GZIP
+    global py, cc, ResponseMiddleware, build_settings, initial_values, KEYS, CORS_ANY, CORS_LIST, STREAM_COMPRESS
+    global CODINGS, _zstd, _brotli
     if py is not None:
         return
+    import brotli
+
+    try:  # Python 3.14
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        from backports import zstd  # type: ignore[import-not-found,no-redef]
     from asok_fast import _config, _core, _core_py, _shared
     from asok_fast.middleware import ResponseMiddleware as _RM
 
@@ -84,7 +113,9 @@ def load() -> None:
     if cc is None:
         raise ImportError(f"the fuzz target compares the compiled core with the pure one ({why})")
     py = _core_py
-    STREAM_GZIP = _shared.STREAM_GZIP
+    STREAM_COMPRESS = _shared.STREAM_COMPRESS
+    CODINGS = _shared.CODINGS
+    _zstd, _brotli = zstd, brotli
     ResponseMiddleware = _RM
     build_settings = _config.build_settings
     initial_values = _config.initial_values
@@ -141,8 +172,35 @@ AE_PIECES = [
     "gzip", "x-gzip", "GZIP", "X-Gzip", "*", "identity", "br", "deflate", "zstd", ";q=", ";Q=", "q=", "0", "1",
     "0.", "1.", "0.5", "0.000", "0.001", "1.000", "1.0001", "2", "-1", ",", ", ", " ", "\t", ";", "=", "gzip;q=0",
     "*;q=0", "gzip;level=1", "\x7f", "\u212a", "\xe9",
+    "zstd", "ZSTD", "Br", "x-gzip;q=0.5", "identity;q=0", "identity;q=1", "zstd;q=0", "br;q=0.999", "*;q=0.1",
+    "zstd;q=1.0", "br;Q=0.5", " ; q=0.8", ";q=1.001", ";q=0.0001", ";q=.5",
 ]
-INM_PIECES = ['"', "W/", "w/", ",", " ", "\t", "*", '"abc"', "-gzip", "@TAG", "@TAGGZ", "@DIGEST", '"app-v1"', "\x7f", "\x01", "\xe9", '""']
+# Elements of a structured Accept-Encoding (codings, q-values right and wrong).
+AE_CODINGS = [
+    "gzip", "x-gzip", "GZIP", "X-Gzip", "br", "BR", "zstd", "ZStd", "identity", "IDENTITY", "*", "deflate",
+    "compress", "gzipx", "z std", "", "zstd", "br", "gzip", "*",
+]
+AE_QS = [
+    "", "", ";q=1", ";q=0", ";q=0.5", ";Q=0.500", ";q=1.000", ";q=0.001", ";q=0.999", " ; q=0.8", ";q=0.",
+    ";q=1.", ";q=1.001", ";q=2", ";q= 0.5", ";q=0.5;x=1", ";level=1", ";q=-1", ";q=0.0001", ";q=.5", ";",
+    ";q=0.5 ", "\t;\tq=0.25",
+]
+# COMPRESS_CODINGS: every order of every non-empty subset, and wrong values.
+CODING_ORDERS = [
+    order
+    for n in (1, 2, 3)
+    for order in itertools.permutations(("zstd", "br", "gzip"), n)
+]
+WILD_CODINGS: List[Any] = [
+    ["deflate"], [], "", ["gzip", 1], None, 5, "gzip,,br", ["identity"], ["*"], "zstd br", [b"gzip"], ("x-gzip",),
+]
+ZSTD_LEVELS = [3, 1, 2, 6, 3, 1, 12, 19]
+BROTLI_LEVELS = [4, 0, 1, 5, 4, 0, 9, 11]
+WILD_LEVELS: List[Any] = [0, 20, 22, -1, 12, True, "3", 3.0, None]
+INM_PIECES = [
+    '"', "W/", "w/", ",", " ", "\t", "*", '"abc"', "-gzip", "@TAG", "@TAGGZ", "@DIGEST", '"app-v1"', "\x7f", "\x01", "\xe9", '""',
+    "-br", "-zstd", "@TAGBR", "@TAGZS",
+]
 IMS_PIECES = [
     "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
     "Thu, 01 Jan 2099 00:00:00 GMT", "Thu, 01 Jan 1970 00:00:00 GMT", "Mon, 31 Feb 2000 25:61:61 GMT", "GMT", ",", " ",
@@ -167,7 +225,7 @@ HEADER_NAMES = [
 HEADER_VALUE_PIECES = {
     "Content-Type": CT_PIECES,
     "Content-Length": ["0", "1", "10", "100", "@LEN", " ", "-1", "1e3", "\u0661", "007", "99999999999999999999"],
-    "Content-Encoding": ["gzip", "identity", " Identity ", "br", "", ","],
+    "Content-Encoding": ["gzip", "identity", " Identity ", "br", "", ",", "zstd", "ZSTD"],
     "Vary": ["Origin", "Accept-Encoding", "*", "Cookie", "origin", ",", " ", "accept-encoding", "\xe9", "\u212a"],
     "ETag": ['"app-v1"', 'W/"app-v1"', "app-v1", '"', "W/", " ", "\xe9", '"@DIGEST"'],
     "Cache-Control": ["no-transform", "no-store", "max-age=0", "NO-TRANSFORM", ",", "=", " ", "private"],
@@ -297,6 +355,40 @@ def decode_config(inp: Input) -> Dict[str, Any]:
     return config
 
 
+def accept_encoding(inp: Input) -> str:
+    """A structured ``Accept-Encoding``: elements of a coding and a (maybe broken) q."""
+    elements = [inp.pick(AE_CODINGS) + inp.pick(AE_QS) for _ in range(inp.below(7))]
+    return inp.pick([", ", ",", " , ", ",\t", ", ,"]).join(elements)
+
+
+def decode_codings(inp: Input, config: Dict[str, Any]) -> None:
+    """The compression keys: ``COMPRESS_CODINGS`` orders, zstd and brotli levels,
+    padding.  Read after the rest of a case, so an input that ends earlier (every
+    seed written before these keys existed) keeps the defaults."""
+    wild = inp.below(8) == 7
+    if inp.below(3):
+        order = inp.pick(CODING_ORDERS)
+        form = inp.below(5)
+        if form == 0:
+            config["COMPRESS_CODINGS"] = order
+        elif form == 1:
+            config["COMPRESS_CODINGS"] = list(order)
+        elif form == 2:
+            config["COMPRESS_CODINGS"] = ", ".join(order)
+        elif form == 3:  # case and whitespace do not matter; repeats count once
+            config["COMPRESS_CODINGS"] = [f" {c.upper()}\t" for c in order] + list(order[:1])
+        else:
+            config["COMPRESS_CODINGS"] = ",".join(order) + ","
+    if wild and inp.flag():
+        config["COMPRESS_CODINGS"] = inp.pick(WILD_CODINGS)
+    if inp.below(2):
+        config["ZSTD_LEVEL"] = inp.pick(WILD_LEVELS) if wild and inp.flag() else inp.pick(ZSTD_LEVELS)
+    if inp.below(2):
+        config["BROTLI_LEVEL"] = inp.pick(WILD_LEVELS) if wild and inp.flag() else inp.pick(BROTLI_LEVELS)
+    if inp.below(4) == 1:
+        config["COMPRESS_RANDOM_PADDING"] = True if not wild else inp.pick([True, 1, "yes", None])
+
+
 def decode_environ(inp: Input, tags: Dict[str, str]) -> Dict[str, Any]:
     env: Dict[str, Any] = {
         "REQUEST_METHOD": inp.pick(METHODS),
@@ -328,6 +420,8 @@ def decode_environ(inp: Input, tags: Dict[str, str]) -> Dict[str, Any]:
             continue
         if key == "HTTP_ORIGIN" and inp.below(2):
             value = inp.pick(ORIGIN_PIECES)  # often exactly a known (look-alike) origin
+        elif key == "HTTP_ACCEPT_ENCODING" and inp.below(2):
+            value = accept_encoding(inp)  # a list of codings with q-values
         else:
             value = inp.text(pieces)
         env[key] = _fill(value, tags)
@@ -374,7 +468,7 @@ class Case:
         self.config = decode_config(inp)
         self.body = inp.body()
         digest = hashlib.md5(self.body).hexdigest()
-        self.tags = {"@TAGGZ": f'"{digest}-gzip"', "@TAG": f'"{digest}"', "@DIGEST": digest, "@LEN": str(len(self.body))}
+        self.tags = {"@TAGGZ": f'"{digest}-gzip"', "@TAGBR": f'"{digest}-br"', "@TAGZS": f'W/"{digest}-zstd"', "@TAG": f'"{digest}"', "@DIGEST": digest, "@LEN": str(len(self.body))}
         self.environ = decode_environ(inp, self.tags)
         self.status: Any = inp.pick(STATUSES) if inp.below(8) != 7 else (inp.raw_text() if inp.flag() else b"200 OK")
         self.headers = decode_headers(inp, self.tags)
@@ -384,6 +478,7 @@ class Case:
         self.may_compress = inp.below(5) != 0
         self.parser_value = inp.text(inp.pick([AE_PIECES, INM_PIECES, CT_PIECES, ORIGIN_PIECES]))
         self.parser_value = _fill(self.parser_value, self.tags)
+        decode_codings(inp, self.config)
 
     @property
     def request(self) -> Tuple[Any, ...]:
@@ -802,6 +897,172 @@ def _header_value(headers: List[Any], name: str) -> Optional[str]:
     return None
 
 
+# --- the codings: an independent negotiation reference and the decoders ---------------------------
+
+_AE_ELEMENT = re.compile(
+    r"[ \t]*(?P<coding>[!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*"
+    r"(?:;[ \t]*[qQ]=(?P<q>0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)[ \t]*)?"
+)
+
+
+def reference_negotiate(value: Any, codings: Sequence[str]) -> Optional[str]:
+    """RFC 9110 12.5.3 as SPEC reads it, written apart from the cores: codings
+    case-insensitive, ``x-gzip`` is gzip, a coding's weight its own q (the best
+    one where it is listed twice), else that of ``*``, else 0; the best
+    non-zero weight wins, ties to the order of ``codings``; none when
+    ``identity`` is listed above it.  A malformed element counts as absent, a
+    non-ASCII header as no header."""
+    if type(value) is not str or not value.isascii():
+        return None
+    weights: Dict[str, int] = {}
+    for element in value.split(","):
+        match = _AE_ELEMENT.fullmatch(element)
+        if match is None:
+            continue
+        name = match.group("coding").lower()
+        name = "gzip" if name == "x-gzip" else name
+        q = match.group("q")
+        weight = 1000 if q is None else int(round(float(q) * 1000))
+        weights[name] = max(weight, weights.get(name, -1))
+    chosen, chosen_weight = None, 0
+    for coding in codings:
+        weight = weights.get(coding, weights.get("*", 0))
+        if weight > chosen_weight:
+            chosen, chosen_weight = coding, weight
+    if chosen is None or weights.get("identity", -1) > chosen_weight:
+        return None
+    return chosen
+
+
+class Decoder:
+    """An incremental decoder of one coding: ``feed(piece)`` gives what the
+    piece makes decodable (several zstd frames in a row, skippable ones
+    included, as RFC 8878 3.1 allows)."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self.inner = self._new()
+
+    def _new(self) -> Any:
+        if self.coding == "gzip":
+            return zlib.decompressobj(31)
+        if self.coding == "zstd":
+            return zstd_decoder()
+        return _brotli.Decompressor()
+
+    def feed(self, data: bytes) -> bytes:
+        if self.coding == "br":
+            # brotli 1.2 hands out about 32 KiB a call, input or not (and
+            # can_accept_more_data() says True meanwhile): drain the rest.
+            out = bytes(self.inner.process(data))
+            while not self.inner.is_finished():
+                more = bytes(self.inner.process(b""))
+                if not more:
+                    break
+                out += more
+            return out
+        out = b""
+        while True:
+            out += self.inner.decompress(data)
+            if not self.inner.eof:
+                return out
+            data = self.inner.unused_data
+            if self.coding == "gzip" and data:
+                raise ValueError("bytes after the gzip member")
+            if not data:
+                return out
+            self.inner = self._new()
+
+
+def zstd_decoder() -> Any:
+    """A zstd decoder that refuses a window over 8 MiB (RFC 9659), as Chrome does."""
+    return _zstd.ZstdDecompressor(options={_zstd.DecompressionParameter.window_log_max: 23})
+
+
+def decode(coding: str, data: bytes) -> bytes:
+    """A whole body in ``coding``, decoded by the reference library (zstd:
+    every frame, a padded body's skippable one first, within an 8 MiB window)."""
+    if coding == "gzip":
+        return gzip.decompress(data)
+    if coding == "zstd":
+        out = b""
+        while data:
+            decoder = zstd_decoder()
+            out += decoder.decompress(data)
+            if not decoder.eof:
+                raise ValueError("a truncated zstd frame")
+            data = decoder.unused_data
+        return out
+    return bytes(_brotli.decompress(data))
+
+
+def library_bytes(settings: Any, coding: str, data: bytes) -> bytes:
+    """SPEC: the bytes of each coding, from the library called directly at the level."""
+    if coding == "gzip":
+        compressor = zlib.compressobj(settings.gzip_level, zlib.DEFLATED, 31)
+        return compressor.compress(data) + compressor.flush()
+    if coding == "zstd":
+        return bytes(_zstd.ZstdCompressor(level=settings.zstd_level).compress(data, _zstd.ZstdCompressor.FLUSH_FRAME))
+    return bytes(_brotli.compress(data, quality=settings.brotli_level))
+
+
+def _known_coding(value: Any) -> Optional[str]:
+    return value if type(value) is str and value in CODINGS else None
+
+
+def unpadded(value: Any) -> Any:
+    """A ``respond`` result with its padding made invisible: a body the
+    middleware compressed is decoded, ``Content-Length`` (checked first) masked."""
+    if type(value) is not tuple or len(value) != 3 or type(value[1]) is not list:
+        return canon(value)
+    status, out, body = value
+    coding = _known_coding(_header_value(out, "content-encoding"))
+    if coding is not None and type(body) is bytes and body:
+        # (Content-Length is checked against the bytes by check_respond.)
+        try:
+            body = ("decoded", decode(coding, body))
+        except Exception:
+            pass  # the app's own encoded bytes (or a status passed untouched): the same in both twins
+    out = [("Content-Length", "<length>") if type(h) is tuple and len(h) == 2 and type(h[0]) is str and h[0].lower() == "content-length" else h for h in out]
+    return canon((status, out, body))
+
+
+def unpadded_log(log: List[Any]) -> List[Any]:
+    """A middleware log with its padding made invisible: data entries keep
+    their kind and whether they are empty; the data itself, decoded where the
+    response's coding allows, ends the log; ``Content-Length`` is masked."""
+    out: List[Any] = []
+    data = b""
+    coding = None
+    for event in log:
+        if event[0] == "start_response":
+            headers = event[2]
+            if headers[0] == "list":
+                pairs = []
+                for h in headers[1]:
+                    if h[0] == "tuple" and len(h[1]) == 2 and h[1][0][0] == "str":
+                        name = h[1][0][1].lower()
+                        if name == "content-encoding":
+                            coding = _known_coding(h[1][1][1])
+                        if name == "content-length":
+                            h = ("tuple", (h[1][0], ("str", "<length>")))
+                    pairs.append(h)
+                headers = ("list", tuple(pairs))
+            out.append((event[0], event[1], headers, event[3]))
+        elif event[0] in ("chunk", "server-write") and event[1][0] == "bytes":
+            out.append((event[0], "bytes", bool(event[1][1])))
+            data += event[1][1]
+        else:
+            out.append(event)
+    if coding is not None and data:
+        try:
+            data = Decoder(coding).feed(data)
+        except Exception:
+            pass
+    out.append(("data", data))
+    return out
+
+
 # --- the entry points -------------------------------------------------------------------------------
 
 
@@ -809,7 +1070,6 @@ def check_parsers(case: Case, settings: Any) -> None:
     value = case.parser_value
     level = settings.gzip_level if settings is not None else 6
     for name, args in (
-        ("accepts_gzip", (value,)),
         ("parse_if_none_match", (value,)),
         ("is_compressible", (value, settings.gzip_types if settings is not None else frozenset())),
         ("md5_hex", (case.body,)),
@@ -818,33 +1078,91 @@ def check_parsers(case: Case, settings: Any) -> None:
         same(name, outcome(getattr(py, name), *args), outcome(getattr(cc, name), *args), case)
     if gzip.decompress(py.gzip_compress(case.body, level)) != case.body:
         raise Finding("gzip_compress output does not decode to its input")
+    # Negotiation: every order of the offered codings, twins and reference.
+    ae = case.environ.get("HTTP_ACCEPT_ENCODING")
+    for header in (value, ae):
+        for codings in CODING_ORDERS:
+            p = outcome(py.negotiate, header, codings)
+            same("negotiate", p, outcome(cc.negotiate, header, codings), case)
+            expected = reference_negotiate(header, codings)
+            if p != ("returned", canon(expected)):
+                raise Finding(f"negotiate({header!r}, {codings}) gave {p!r}, RFC 9110 says {expected!r}\n{case.describe()}")
     if settings is not None:
         for origin in (value, case.environ.get("HTTP_ORIGIN")):
             p = outcome(py.origin_allowed, settings, origin)
             same("origin_allowed", p, outcome(cc.origin_allowed, settings, origin), case)
             if p == ("returned", ("bool", True)) and (_CRLF.search(origin) or not origin.isascii()):
                 raise Finding(f"origin_allowed accepted {origin!r}")
-    # The header-level properties the parsers promise.
-    if py.accepts_gzip(value) and "gzip" not in value.lower() and "*" not in value:
-        raise Finding(f"accepts_gzip({value!r}) without gzip or *")
+        # Whole bodies in each coding: equal to the library's bytes (padding off),
+        # decoding to the input (padding on: the twins' bytes differ at random).
+        for coding in settings.codings:
+            p, p_out = call(py.compress, settings, coding, case.body)
+            c, c_out = call(cc.compress, settings, coding, case.body)
+            if settings.padding:
+                if p[0] != "returned" or c[0] != "returned":
+                    same("compress (padded)", p, c, case)
+                    continue
+                for out in (p_out, c_out):
+                    if decode(coding, out) != case.body:
+                        raise Finding(f"compress({coding}, padded) does not decode to its input\n{case.describe()}")
+            else:
+                same(f"compress({coding})", p, c, case)
+                if p[0] == "returned" and p_out != library_bytes(settings, coding, case.body):
+                    raise Finding(f"compress({coding}) differs from the library's bytes\n{case.describe()}")
+
+
+def _compressing_response(case: Case, out: List[Any]) -> Optional[str]:
+    """The coding the middleware added to ``out``, if it compressed."""
+    coding = _known_coding(_header_value(out, "content-encoding"))
+    if coding is None or _header_value(case.headers, "content-encoding") is not None:
+        return None
+    return coding
+
+
+def _check_chosen(case: Case, settings: Any, coding: str, where: str) -> None:
+    expected = reference_negotiate(case.environ.get("HTTP_ACCEPT_ENCODING"), settings.codings)
+    if coding != expected:
+        raise Finding(f"{where}: sent {coding!r}, RFC 9110 negotiation says {expected!r}\n{case.describe()}")
 
 
 def check_respond(case: Case, settings: Any) -> None:
     args = (settings, case.request, case.status, case.headers, case.body)
     p, value = call(py.respond, *args)
-    same("respond", p, outcome(cc.respond, *args), case)
+    c, c_value = call(cc.respond, *args)
+    if settings.padding and p[0] == "returned" and c[0] == "returned":
+        same("respond (padded)", unpadded(value), unpadded(c_value), case)
+        # The padding changes nothing else: not the ETag, not the coding.
+        plain = _settings_for({**case.config, "COMPRESS_RANDOM_PADDING": False})
+        same("respond (padded vs not)", unpadded(value), unpadded(call(py.respond, plain, *args[1:])[1]), case)
+    else:
+        same("respond", p, c, case)
     if p[0] != "returned":
         return
-    status, out, body = value
-    check_headers(case, settings, status, out, case.headers, "respond")
+    check_headers(case, settings, value[0], value[1], case.headers, "respond")
+    for status, out, body in (value, c_value) if settings.padding else (value,):
+        _respond_properties(case, settings, status, out, body)
+
+
+def _respond_properties(case: Case, settings: Any, status: Any, out: Any, body: Any) -> None:
     if type(out) is list and parsed_status(status):
-        app_encoded = _header_value(case.headers, "content-encoding") is not None
-        if _header_value(out, "content-encoding") == "gzip" and not app_encoded:
-            if gzip.decompress(body) != case.body:
-                raise Finding(f"respond: gzip body does not decode to the app's\n{case.describe()}")
+        coding = _compressing_response(case, out)
+        if coding is not None:
+            _check_chosen(case, settings, coding, "respond")
+            if decode(coding, body) != case.body:
+                raise Finding(f"respond: {coding} body does not decode to the app's\n{case.describe()}")
         length = _header_value(out, "content-length")
         if length is not None and body and length != str(len(body)):
             raise Finding(f"respond: Content-Length {length} for {len(body)} bytes\n{case.describe()}")
+
+
+def _run_stream(core: Any, settings: Any, coding: str, chunks: List[bytes], limit: Optional[int]) -> List[bytes]:
+    stream = core.open_stream(settings, coding)
+    pieces = [stream.compress(chunk) for chunk in chunks[:limit]]
+    if limit is None:
+        pieces.append(stream.finish())
+    stream.close()
+    stream.close()
+    return pieces
 
 
 def check_respond_stream(case: Case, settings: Any) -> None:
@@ -855,22 +1173,34 @@ def check_respond_stream(case: Case, settings: Any) -> None:
     same("respond_stream", p, outcome(cc.respond_stream, *args), case)
     if p[0] != "returned":
         return
-    status, out, mode = value
+    status, out, mode, coding = value
     check_headers(case, settings, status, out, case.headers, "respond_stream")
-    if mode == STREAM_GZIP:
-        chunks = parts(case.body, case.cut)
-        results = []
+    if mode != STREAM_COMPRESS:
+        if coding is not None:
+            raise Finding(f"respond_stream: coding {coding!r} with mode {mode}\n{case.describe()}")
+        return
+    if coding != _header_value(out, "content-encoding"):
+        raise Finding(f"respond_stream: coding {coding!r} but headers {out!r}\n{case.describe()}")
+    _check_chosen(case, settings, coding, "respond_stream")
+    chunks = parts(case.body, case.cut)
+    results = [_run_stream(core, settings, coding, chunks, case.limit) for core in (py, cc)]
+    if not settings.padding:
+        same(f"open_stream({coding})", canon(results[0]), canon(results[1]), case)
+    if coding == "gzip" and not settings.padding:  # the gzip stream class itself
+        direct = []
         for core in (py, cc):
             stream = core.GzipStream(settings.gzip_level)
-            pieces = [stream.compress(chunk) for chunk in chunks[: case.limit]]
-            if case.limit is None:
-                pieces.append(stream.finish())
+            direct.append([stream.compress(chunk) for chunk in chunks[: case.limit]])
             stream.close()
-            stream.close()
-            results.append(pieces)
-        same("GzipStream", results[0], results[1], case)
-        if case.limit is None and gzip.decompress(b"".join(results[0])) != b"".join(chunks):
-            raise Finding("GzipStream output does not decode to its input")
+        same("GzipStream", direct[0], direct[1], case)
+    # Each piece decodes as it arrives to exactly the chunks sent so far.
+    for pieces in results:
+        decoder = Decoder(coding)
+        got = b""
+        for i, piece in enumerate(pieces):
+            got += decoder.feed(piece)
+            if got != b"".join(chunks[: i + 1]):
+                raise Finding(f"open_stream({coding}): piece {i} leaves {len(got)} bytes decoded\n{case.describe()}")
 
 
 def check_preflight(case: Case, settings: Any) -> None:
@@ -889,7 +1219,10 @@ def check_preflight(case: Case, settings: Any) -> None:
 def check_middleware(case: Case, settings: Any) -> None:
     p_log, p_server, p_made, p_chunks = run_middleware(py, case)
     c_log, _, c_made, _ = run_middleware(cc, case)
-    same("middleware", p_log, c_log, case)
+    if settings is not None and settings.padding:
+        same("middleware (padded)", unpadded_log(p_log), unpadded_log(c_log), case)
+    else:
+        same("middleware", p_log, c_log, case)
     # close() exactly once on whatever the app returned that has one.
     for made in p_made + c_made:
         if made.closes != 1:
@@ -899,18 +1232,19 @@ def check_middleware(case: Case, settings: Any) -> None:
     status, out = p_server.responses[-1]
     check_headers(case, settings, status, out, case.headers, "middleware")
     raised = any(event[0] == "raised" for event in p_log)
+    coding = _compressing_response(case, out) if type(out) is list else None
+    if coding is not None and len(p_server.responses) == 1 and case.kind not in ("err-exc-info", "err-exc-info-late"):
+        _check_chosen(case, settings, coding, "middleware")
     if (
         not raised
         and case.limit is None
-        and type(out) is list
-        and _header_value(out, "content-encoding") == "gzip"
-        and _header_value(case.headers, "content-encoding") is None
+        and coding is not None
         and case.environ.get("REQUEST_METHOD") != "HEAD"
         and case.kind in ("list", "tuple", "chunks", "gen", "gen-cl", "gen-lazy", "closing-list")
     ):
         sent = case.body if case.kind == "list" else b"".join(parts(case.body, case.cut))
-        if gzip.decompress(b"".join(p_chunks)) != sent:
-            raise Finding(f"middleware: gzip body does not decode to the app's\n{case.describe()}")
+        if decode(coding, b"".join(p_chunks)) != sent:
+            raise Finding(f"middleware: {coding} body does not decode to the app's\n{case.describe()}")
 
 
 def check(data: bytes) -> None:

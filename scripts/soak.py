@@ -4,13 +4,19 @@
     python scripts/soak.py [--requests 1000000] [--warmup 60000] [--json out.json]
 
 Every workload W1..W6 (``asok_fast.benchmarks.workloads`` when it is there,
-else the minimal copies below) goes through two ``ResponseMiddleware``
-instances in turn, one per core, round robin, as a server calls them: a fresh
-environ per request, the body read to the end, ``close()`` called.  (Only the
-pure core, said so at the start, when the compiled one cannot be loaded or
-``ASOK_FAST_NO_EXTENSIONS`` is set.)  Every response is compared with the
-first one of its (core, workload) pair, byte for byte (status, header list,
-body), so nothing is lost along the way.
+else the minimal copies below) goes through ``ResponseMiddleware`` instances,
+one set per core, round robin, as a server calls them: a fresh environ per
+request, the body read to the end, ``close()`` called.  (Only the pure core,
+said so at the start, when the compiled one cannot be loaded or
+``ASOK_FAST_NO_EXTENSIONS`` is set.)  The browser's ``Accept-Encoding`` gives
+zstd; beside W1..W6 the mix has every coding on its own (W1 and W3 for a
+client that accepts only ``br``, only ``gzip``), W3 streamed (the app's
+generator, no ``Content-Length``) in each coding, and W1/W3 through a
+middleware with ``COMPRESS_RANDOM_PADDING`` on, buffered and streamed.  Every
+response is compared with the first one of its (core, workload) pair, byte
+for byte (status, header list, body), so nothing is lost along the way; a
+padded one, whose bytes differ every time, must decode to the same body with
+the same headers but ``Content-Length``.
 
 After the warm-up (every pool, cache and free list filled) the script takes
 a garbage collection and reads
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import array
 import gc
+import gzip
 import hashlib
 import io
 import json
@@ -42,8 +49,15 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterable, List, Tuple
 
+import brotli
+
 import asok_fast
 from asok_fast import ResponseMiddleware, _core, _core_py
+
+try:  # Python 3.14
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    from backports import zstd  # type: ignore[import-not-found,no-redef]
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
@@ -153,11 +167,80 @@ def cores() -> List[Tuple[str, Any]]:
     return [("compiled", compiled), ("python", _core_py)]
 
 
-def build() -> List[Tuple[str, str, Any, Callable[[], Dict[str, Any]]]]:
-    """(core name, workload id, middleware, make_environ) for every pair."""
+def streamed_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The bare app's answer as a stream: its body from a generator, in 8 KiB
+    chunks, with no ``Content-Length`` (so it is compressed chunk by chunk)."""
+    captured: List[Any] = []
+    body = b"".join(bare_app(environ, lambda status, headers, exc_info=None: captured.append((status, headers))))
+    status, headers = captured[-1]
+    start_response(status, [h for h in headers if h[0].lower() != "content-length"])
+    return (body[i:i + 8192] for i in range(0, len(body), 8192))
+
+
+def decode(coding: Any, body: bytes) -> bytes:
+    """``body`` decoded in ``coding`` by the libraries' own decoders (None: as is)."""
+    if coding is None:
+        return body
+    if coding == "gzip":
+        return gzip.decompress(body)
+    if coding == "br":
+        return brotli.decompress(body)  # type: ignore[no-any-return]
+    out = b""
+    while body:  # a padded body opens with a skippable frame
+        decoder = zstd.ZstdDecompressor()
+        out += decoder.decompress(body)
+        if not decoder.eof:
+            raise ValueError("a truncated zstd frame")
+        body = decoder.unused_data
+    return out
+
+
+def unpadded(response: Tuple[Any, Any, bytes]) -> Tuple[Any, Any, bytes]:
+    """A padded response as what it must equal every time: the body decoded,
+    ``Content-Length`` masked (both vary with the padding)."""
+    status, headers, body = response
+    coding = None
+    out = []
+    for name, value in headers:
+        if name.lower() == "content-encoding":
+            coding = value
+        elif name.lower() == "content-length":
+            value = "<varies with the padding>"
+        out.append((name, value))
+    return status, out, decode(coding, body)
+
+
+def as_is(response: Tuple[Any, Any, bytes]) -> Tuple[Any, Any, bytes]:
+    return response
+
+
+#: Beside W1..W6: (id, workload, app, Accept-Encoding or None for the workload's, padded).
+EXTRA = [
+    ("W1-br", "W1", "bare", "br", False),
+    ("W1-gzip", "W1", "bare", "gzip", False),
+    ("W3-br", "W3", "bare", "br;q=1, gzip;q=0.5", False),
+    ("W3-gzip", "W3", "bare", "gzip", False),
+    ("W3-stream-zstd", "W3", "stream", None, False),
+    ("W3-stream-br", "W3", "stream", "br", False),
+    ("W3-stream-gzip", "W3", "stream", "x-gzip", False),
+    ("W1-padded-zstd", "W1", "bare", None, True),
+    ("W3-padded-br", "W3", "bare", "br", True),
+    ("W3-padded-gzip", "W3", "bare", "gzip", True),
+    ("W3-padded-stream-zstd", "W3", "stream", None, True),
+    ("W3-padded-stream-br", "W3", "stream", "br", True),
+]
+
+
+def build() -> List[Tuple[str, str, Any, Callable[[], Dict[str, Any]], Callable[[Any], Any]]]:
+    """(core name, workload id, middleware, make_environ, normalise) for every pair."""
     plan = []
     for name, core in cores():
-        mw = ResponseMiddleware(bare_app, dict(CONFIG), _core_module=core)
+        mws = {
+            (app_name, padded): ResponseMiddleware(app, {**CONFIG, "COMPRESS_RANDOM_PADDING": padded}, _core_module=core)
+            for app_name, app in (("bare", bare_app), ("stream", streamed_app))
+            for padded in (False, True)
+        }
+        mw = mws[("bare", False)]
         shapes = workloads()
         tag = None
         for wid, make, revalidate in shapes:  # W1's tag, for W2's If-None-Match
@@ -166,7 +249,17 @@ def build() -> List[Tuple[str, str, Any, Callable[[], Dict[str, Any]]]]:
                 tag = tag or dict(headers).get("ETag")
         for wid, make, revalidate in shapes:
             inm = tag if revalidate else None
-            plan.append((name, wid, mw, (lambda make=make, inm=inm: make(inm))))
+            plan.append((name, wid, mw, (lambda make=make, inm=inm: make(inm)), as_is))
+        makes = {wid: make for wid, make, _ in shapes}
+        for xid, wid, app_name, accept, padded in EXTRA:
+
+            def make_extra(make: Any = makes[wid], accept: Any = accept) -> Dict[str, Any]:
+                environ = make(None)
+                if accept is not None:
+                    environ["HTTP_ACCEPT_ENCODING"] = accept
+                return environ  # type: ignore[no-any-return]
+
+            plan.append((name, xid, mws[(app_name, padded)], make_extra, unpadded if padded else as_is))
     return plan
 
 
@@ -184,9 +277,15 @@ def main(argv: List[str]) -> int:
     args = parser.parse_args(argv)
 
     plan = build()
-    expected = {(name, wid): one(mw, make()) for name, wid, mw, make in plan}
-    for (name, wid), (status, headers, body) in sorted(expected.items()):
-        print(f"  {name:8} {wid}: {status}, {len(body)} B, {', '.join(k for k, _ in headers)}")
+    expected = {(name, wid): norm(one(mw, make())) for name, wid, mw, make, norm in plan}
+    for name, wid, mw, make, norm in plan:
+        status, headers, body = one(mw, make())
+        encoding = dict((k.lower(), v) for k, v in headers).get("content-encoding", "identity")
+        print(f"  {name:8} {wid}: {status}, {encoding} {len(body)} B, {', '.join(k for k, _ in headers)}")
+    sent = {dict((k.lower(), v) for k, v in one(mw, make())[1]).get("content-encoding") for _, _, mw, make, _ in plan}
+    if not {"zstd", "br", "gzip"} <= sent:
+        print(f"SOAK FAILED: the mix must send every coding, it sends {sent}")
+        return 1
     print(f"asok_fast {asok_fast.__version__} ({', '.join(sorted({n for n, *_ in plan}))}), Python {platform.python_version()}, workloads from {SOURCE}")
 
     mismatches = 0
@@ -201,8 +300,8 @@ def main(argv: List[str]) -> int:
     started = time.perf_counter()
     n = len(plan)
     for i in range(args.requests):
-        name, wid, mw, make = plan[i % n]
-        got = one(mw, make())
+        name, wid, mw, make, norm = plan[i % n]
+        got = norm(one(mw, make()))
         if got != expected[(name, wid)]:
             mismatches += 1
             if not first_mismatch:

@@ -5,18 +5,25 @@
                               [--waitress] [--timeout 900]
 
 In-process (default): ``--threads`` worker threads each make ``--requests``
-requests, drawn from a mixed set (buffered JSON and HTML with CORS, gzip and
-ETags, a 304 revalidation, gzipped streams, a Content-Length generator,
-``write()``, ``HEAD``, preflights, allowed, refused and absent origins, with and
-without gzip), through one ``ResponseMiddleware`` with gzip on.  Another
-thread switches the whole configuration between two versions, A and B,
-every few milliseconds (``mw.config = ...`` and ``mw.config.update(...)``,
-both of which change every key at once).  A and B differ in everything a
-response shows (CORS list vs ``*``, gzip level 6 vs 1, thresholds, exposed
-headers), and for every request both references were computed beforehand,
-single-threaded, on a fresh middleware: each response must equal one of
-them exactly (status, header list, every chunk) -- a response made of half A
-and half B, or a corrupted body, matches neither.
+requests, drawn from a mixed set (buffered JSON and HTML with CORS, zstd, br
+and gzip and their ETags, 304 revalidations, compressed streams in each
+coding, a Content-Length generator, ``write()``, ``HEAD``, preflights, allowed,
+refused and absent origins, with and without compression), through one
+``ResponseMiddleware`` with compression on.  Another thread switches the whole
+configuration between two versions, A and B, every few milliseconds
+(``mw.config = ...`` and ``mw.config.update(...)``, both of which change every
+key at once).  A and B differ in everything a response shows (CORS list vs
+``*``, the order of ``COMPRESS_CODINGS`` -- a browser's header gets zstd from A
+and br from B --, gzip, zstd and brotli levels, thresholds, exposed headers),
+and for every request both references were computed beforehand,
+single-threaded, on a fresh middleware: each response must equal one of them
+exactly (status, header list, every chunk, byte for byte: the padding is off)
+-- a response made of half A and half B, or a corrupted body, matches neither.
+
+The ``padded-*`` requests go (under ``/padded/``) to a second middleware with
+``COMPRESS_RANDOM_PADDING`` on, whose bytes differ on every response: there
+the body must decode, in its coding, to the reference's exact bytes and the
+headers but ``Content-Length`` must be the reference's.
 
 ``--waitress``: the same over real sockets: waitress serves the one
 middleware from this process with ``--threads`` threads on 127.0.0.1, and as
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import gzip
 import hashlib
 import http.client
 import io
@@ -46,7 +54,14 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Tuple
 
+import brotli
+
 from asok_fast import ResponseMiddleware, _core, _core_py
+
+try:  # Python 3.14
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    from backports import zstd  # type: ignore[import-not-found,no-redef]
 
 Header = Tuple[str, str]
 O1, O2 = "https://app.example.com", "https://admin.example.com"
@@ -55,12 +70,16 @@ CONFIG_A: Dict[str, Any] = {
     "CORS_ORIGINS": [O1, O2], "CORS_ORIGIN_REGEX": None, "CORS_ALLOW_CREDENTIALS": True,
     "CORS_EXPOSE_HEADERS": None, "CORS_MAX_AGE": 86400, "CORS_ALLOW_PRIVATE_NETWORK": False,
     "GZIP": True, "GZIP_LEVEL": 6, "GZIP_MIN_SIZE": 500, "ETAG": True, "GZIP_TYPES": None,
+    "COMPRESS_CODINGS": ("zstd", "br", "gzip"), "ZSTD_LEVEL": 3, "BROTLI_LEVEL": 4, "COMPRESS_RANDOM_PADDING": False,
 }
 CONFIG_B: Dict[str, Any] = {
     "CORS_ORIGINS": "*", "CORS_ORIGIN_REGEX": None, "CORS_ALLOW_CREDENTIALS": False,
     "CORS_EXPOSE_HEADERS": "ETag, Content-Encoding", "CORS_MAX_AGE": 600, "CORS_ALLOW_PRIVATE_NETWORK": True,
     "GZIP": True, "GZIP_LEVEL": 1, "GZIP_MIN_SIZE": 50, "ETAG": True, "GZIP_TYPES": ["image/png"],
+    "COMPRESS_CODINGS": ["br", "gzip", "zstd"], "ZSTD_LEVEL": 1, "BROTLI_LEVEL": 2, "COMPRESS_RANDOM_PADDING": False,
 }
+# The second middleware (paths under /padded/): A with the random padding on.
+CONFIG_PADDED: Dict[str, Any] = {**CONFIG_A, "COMPRESS_RANDOM_PADDING": True}
 assert CONFIG_A.keys() == CONFIG_B.keys()
 
 JSON = b"[" + b",".join(b'{"id":%d,"name":"Product %03d","price":%d.25,"stock":%d}' % (i, i, i * 7, i * 13 % 250) for i in range(1, 21)) + b"]"
@@ -69,6 +88,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"".join(hashlib.sha256(b"%d" % i).digest() for i i
 SMALL = b"ok\n" * 30
 STREAM = [b"<p>event %03d: " % i + b"x" * (40 + i * 37 % 300) + b"</p>\n" for i in range(12)]
 HTML_TAG = '"%s-gzip"' % hashlib.md5(HTML).hexdigest()
+JSON_ZSTD_TAG = 'W/"%s-zstd"' % hashlib.md5(JSON).hexdigest()
 
 
 def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -102,8 +122,30 @@ def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     return []
 
 
-GZ = {"Accept-Encoding": "gzip, deflate, br"}
+GZ = {"Accept-Encoding": "gzip, deflate, br"}  # A and B: br
+BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}  # A: zstd, B: br
+ZSTD = {"Accept-Encoding": "zstd"}
+BR = {"Accept-Encoding": "br;q=1, gzip;q=0.5"}
+GZIP = {"Accept-Encoding": "gzip"}
 REQUESTS: List[Tuple[str, str, str, Dict[str, str]]] = [
+    ("json-browser", "GET", "/api", {**BROWSER, "Origin": O1}),
+    ("json-zstd", "GET", "/api", {**ZSTD, "Origin": O2}),
+    ("json-zstd-304", "GET", "/api", {**ZSTD, "If-None-Match": JSON_ZSTD_TAG}),
+    ("html-browser", "GET", "/html", BROWSER),
+    ("html-br", "GET", "/html", BR),
+    ("html-only-gzip", "GET", "/html", GZIP),
+    ("html-zstd-head", "HEAD", "/html", ZSTD),
+    ("stream-zstd", "GET", "/stream", {**ZSTD, "Origin": O1}),
+    ("stream-br", "GET", "/stream", BR),
+    ("stream-only-gzip", "GET", "/stream", GZIP),
+    ("cl-generator-browser", "GET", "/cl-gen", BROWSER),
+    ("write-zstd", "GET", "/write", ZSTD),
+    ("padded-html-browser", "GET", "/padded/html", BROWSER),
+    ("padded-json-br", "GET", "/padded/api", {**BR, "Origin": O1}),
+    ("padded-html-gzip", "GET", "/padded/html", GZIP),
+    ("padded-stream-zstd", "GET", "/padded/stream", ZSTD),
+    ("padded-stream-br", "GET", "/padded/stream", BR),
+    ("padded-stream-gzip", "GET", "/padded/stream", GZIP),
     ("json-cors-gzip", "GET", "/api", {**GZ, "Origin": O1}),
     ("json-other-origin", "GET", "/api", {**GZ, "Origin": O2}),
     ("json-refused-origin", "GET", "/api", {**GZ, "Origin": "https://evil.example"}),
@@ -158,16 +200,78 @@ def one(mw: Any, method: str, path: str, headers: Dict[str, str]) -> Response:
     return status, out, chunks
 
 
+def make_front(core: Any, config: Dict[str, Any]) -> Tuple[Callable[..., Any], Any]:
+    """(the WSGI callable served, the middleware whose config the switcher flips).
+
+    Paths under ``/padded/`` go to a second middleware with the padding on."""
+    mw = ResponseMiddleware(app, dict(config), _core_module=core)
+    padded = ResponseMiddleware(app, dict(CONFIG_PADDED), _core_module=core)
+
+    def front(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        if path.startswith("/padded/"):
+            environ["PATH_INFO"] = path[len("/padded"):]
+            return padded(environ, start_response)  # type: ignore[no-any-return]
+        return mw(environ, start_response)  # type: ignore[no-any-return]
+
+    return front, mw
+
+
+def decode(coding: Any, body: bytes) -> bytes:
+    """``body`` decoded in ``coding`` by the libraries' own decoders (None: as is)."""
+    if coding is None:
+        return body
+    if coding == "gzip":
+        return gzip.decompress(body)
+    if coding == "br":
+        return brotli.decompress(body)  # type: ignore[no-any-return]
+    assert coding == "zstd", coding
+    out = b""
+    while body:  # a padded body opens with a skippable frame
+        decoder = zstd.ZstdDecompressor()
+        out += decoder.decompress(body)
+        assert decoder.eof, "a truncated zstd frame"
+        body = decoder.unused_data
+    return out
+
+
+def unpadded(status: str, headers: Iterable[Header], body: bytes) -> Tuple[str, Tuple[Header, ...], bytes]:
+    """A padded response as what it must equal: ``Content-Length`` masked, the body decoded."""
+    coding = None
+    out = []
+    for name, value in headers:
+        if name.lower() == "content-encoding":
+            coding = value
+        elif name.lower() == "content-length":
+            value = "<varies with the padding>"
+        out.append((name, value))
+    return status, tuple(out), decode(coding, body)
+
+
+def padded_label(label: str) -> bool:
+    return label.startswith("padded-")
+
+
 def references(core: Any) -> Dict[str, Dict[str, Response]]:
     """{"A": {label: response}, "B": ...}, single-threaded, fresh middlewares."""
     refs: Dict[str, Dict[str, Response]] = {}
     for name, config in (("A", CONFIG_A), ("B", CONFIG_B)):
-        mw = ResponseMiddleware(app, dict(config), _core_module=core)
-        refs[name] = {label: one(mw, method, path, headers) for label, method, path, headers in REQUESTS}
-    differ = [label for label, *_ in REQUESTS if refs["A"][label] == refs["B"][label]]
+        front, _ = make_front(core, config)
+        refs[name] = {label: one(front, method, path, headers) for label, method, path, headers in REQUESTS}
+    differ = [label for label, *_ in REQUESTS if refs["A"][label] == refs["B"][label] and not padded_label(label)]
     # Every request but the refused preflight (204 + Vary only in A, no Vary in B...) must tell A from B.
     assert not differ, f"A and B give the same answer to {differ}: a mix could go unseen"
+    codings = {dict((k.lower(), v) for k, v in r[1]).get("content-encoding") for table in refs.values() for r in table.values()}
+    assert {"zstd", "br", "gzip"} <= codings, f"the mix must hold every coding, got {codings}"
     return refs
+
+
+def expected_in_process(refs: Dict[str, Dict[str, Response]]) -> Dict[str, Dict[str, Any]]:
+    """What a response must equal: the reference, or for a padded one its unpadded form."""
+    return {
+        name: {label: unpadded(r[0], r[1], b"".join(r[2])) if padded_label(label) else r for label, r in table.items()}
+        for name, table in refs.items()
+    }
 
 
 class Switcher(threading.Thread):
@@ -232,8 +336,8 @@ def watchdog(threads: List[threading.Thread], timeout: float) -> None:
 
 
 def run_in_process(core: Any, threads: int, requests: int, timeout: float, seed: int = 1) -> Dict[str, Any]:
-    refs = references(core)
-    mw = ResponseMiddleware(app, dict(CONFIG_A), _core_module=core)
+    refs = expected_in_process(references(core))
+    front, mw = make_front(core, CONFIG_A)
     tally = Tally()
 
     def worker(n: int) -> None:
@@ -241,7 +345,9 @@ def run_in_process(core: Any, threads: int, requests: int, timeout: float, seed:
         for _ in range(requests):
             label, method, path, headers = REQUESTS[rng.randrange(len(REQUESTS))]
             try:
-                got = one(mw, method, path, headers)
+                got: Any = one(front, method, path, headers)
+                if padded_label(label):
+                    got = unpadded(got[0], got[1], b"".join(got[2]))
             except Exception as exc:  # noqa: BLE001 - every failure is counted
                 tally.error(label, exc)
                 continue
@@ -270,6 +376,10 @@ def _wire_key(response: Response, head: bool) -> Tuple[str, Tuple[Header, ...], 
     return status.split(" ", 1)[0], _canonical(headers), b"" if head else b"".join(chunks)
 
 
+def _wire_unpadded(label: str, key: Tuple[str, Tuple[Header, ...], bytes]) -> Any:
+    return unpadded(*key) if padded_label(label) else key
+
+
 def _canonical(headers: Iterable[Header]) -> Tuple[Header, ...]:
     # waitress sends the headers sorted by name and title-cased ("Etag"): compare
     # them as a sorted multiset of (lower-case name, value); the order itself is
@@ -281,9 +391,12 @@ def run_waitress(core: Any, threads: int, requests: int, timeout: float, seed: i
     import waitress.server
 
     refs = references(core)
-    wire = {name: {label: _wire_key(r, REQUESTS_BY_LABEL[label][0] == "HEAD") for label, r in table.items()} for name, table in refs.items()}
-    mw = ResponseMiddleware(app, dict(CONFIG_A), _core_module=core)
-    server = waitress.server.create_server(mw, host="127.0.0.1", port=0, threads=threads, connection_limit=threads * 4, channel_timeout=60)
+    wire = {
+        name: {label: _wire_unpadded(label, _wire_key(r, REQUESTS_BY_LABEL[label][0] == "HEAD")) for label, r in table.items()}
+        for name, table in refs.items()
+    }
+    front, mw = make_front(core, CONFIG_A)
+    server = waitress.server.create_server(front, host="127.0.0.1", port=0, threads=threads, connection_limit=threads * 4, channel_timeout=60)
     port = server.effective_port
     serving = threading.Thread(target=server.run, name="waitress", daemon=True)
     serving.start()
@@ -299,7 +412,7 @@ def run_waitress(core: Any, threads: int, requests: int, timeout: float, seed: i
                     conn.request(method, path, headers=headers)
                     response = conn.getresponse()
                     body = response.read()
-                    got = (str(response.status), _canonical(response.getheaders()), body)
+                    got = _wire_unpadded(label, (str(response.status), _canonical(response.getheaders()), body))
                 except Exception as exc:  # noqa: BLE001
                     tally.error(label, exc)
                     conn.close()
