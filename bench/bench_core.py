@@ -1,7 +1,8 @@
 """The core's entry points and helpers on their own, for both cores (tiny ones
 looped 100 times per call).  No WSGI here: the core takes a request tuple, a
 status line, a header list and a body.  Compression in every coding (zstd, br,
-gzip), buffered and streamed, and the negotiation of ``Accept-Encoding``."""
+gzip; the cache off, and its hits; ISA-L's gzip), buffered and streamed, and the
+negotiation of ``Accept-Encoding``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from asok_fast.benchmarks import stacks as st
 from asok_fast.benchmarks import workloads as wl
 
 LOOP = 100
+#: What the middleware runs with (the compressed-body cache on, the default).
 SETTINGS = build_settings(initial_values(None, wl.CONFIG))
+#: The cache off: ``compress`` compresses on every call.
+SETTINGS_NOCACHE = build_settings(initial_values(None, {**wl.CONFIG, "COMPRESS_CACHE_SIZE": 0}))
 W1_TAG = f'"{hashlib.md5(wl.JSON_BODY).hexdigest()}-zstd"'
 W1_HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(wl.JSON_BODY)))]
 #: What the benchmarks negotiate: the browser's header, one that takes only br,
@@ -47,11 +51,39 @@ def test_md5_hex(benchmark, core, size):
 @pytest.mark.parametrize("coding", CODINGS)
 @pytest.mark.parametrize("size", ["W1", "W3"])
 def test_compress(benchmark, core, size, coding):
-    """A whole body in each coding at its configured level (the cores' ``compress``)."""
+    """A whole body in each coding at its configured level (the cores' ``compress``, cache off)."""
     body = wl.by_id(size).body
     benchmark.group = f"core: compress {len(body)} B"
-    out = benchmark(core.compress, SETTINGS, coding, body)
+    out = benchmark(core.compress, SETTINGS_NOCACHE, coding, body)
     assert st.decode(coding, out) == body
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+@pytest.mark.parametrize("size", ["W1", "W3"])
+def test_compress_cache_hit(benchmark, core, size, coding):
+    """The same from the compressed-body cache: the body's MD5 given (as the ETag
+    has it), confirmed by its SHA-256."""
+    body = wl.by_id(size).body
+    md5 = hashlib.md5(body).hexdigest()
+    settings = build_settings(initial_values(None, wl.CONFIG))  # a cache of its own
+    first = core.compress(settings, coding, body, md5)
+    core.compress(settings, coding, body, md5)  # the second appearance: admitted
+    benchmark.group = f"core: compress {len(body)} B"
+    assert benchmark(core.compress, settings, coding, body, md5) == first
+    assert len(settings.cache) == 1
+
+
+@pytest.mark.parametrize("size", ["W1", "W3"])
+def test_compress_isal(benchmark, core, size):
+    """gzip from ISA-L at ISAL_LEVEL 1 (GZIP_ENGINE = "isal", cache off)."""
+    from asok_fast._codecs import isal_missing
+
+    if isal_missing():
+        pytest.skip("the isal package is not installed (pip install 'asok_fast[isal]')")
+    settings = build_settings(initial_values(None, st.ISAL_CONFIG))
+    body = wl.by_id(size).body
+    benchmark.group = f"core: compress {len(body)} B"
+    assert st.decode("gzip", benchmark(core.compress, settings, "gzip", body)) == body
 
 
 @pytest.mark.parametrize("coding", CODINGS)

@@ -8,7 +8,7 @@ loaded or ``ASOK_FAST_NO_EXTENSIONS`` is set (then it is never imported), and
 
 Workloads, stacks and checks come from ``asok_fast.benchmarks`` (the same
 definitions ``asok-fast bench`` uses, W7..W9 with a new body per request
-included).  Each benchmark's stack answers its
+and W10..W13 for a gzip-only client included).  Each benchmark's stack answers its
 request once and is checked for the work it claims before it is timed.  The
 anchor frameworks are imported at session start when installed, so every
 benchmark runs in a process that has loaded them (as a real server has).
@@ -64,6 +64,23 @@ def gzip_only_stack(core: Any, bare_stack: st.Stack) -> st.Stack:
     """The same with ``COMPRESS_CODINGS = ["gzip"]`` (Asok's behaviour, asok_fast's before zstd and br)."""
     name = "python" if core is _core_py else "compiled"
     return st.middleware_stack(f"{name}-gzip", core, bare_stack, wl.GZIP_ONLY_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def nocache_stack(core: Any, bare_stack: st.Stack) -> st.Stack:
+    """The middleware with ``COMPRESS_CACHE_SIZE = 0`` (the cache off)."""
+    name = "python" if core is _core_py else "compiled"
+    return st.middleware_stack(f"{name}-nocache", core, bare_stack, st.NOCACHE_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def isal_stack(core: Any, bare_stack: st.Stack) -> st.Stack:
+    """The middleware with ``GZIP_ENGINE = "isal"`` and the cache off; skipped without isal."""
+    name = "python" if core is _core_py else "compiled"
+    stack = st.isal_stack(core, bare_stack, name)
+    if stack is None:
+        pytest.skip("the isal package is not installed (pip install 'asok_fast[isal]')")
+    return stack
 
 
 @pytest.fixture(scope="session")

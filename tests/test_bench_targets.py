@@ -2,12 +2,15 @@
 interval that says how far this run's own noise could move them.
 
 No timing happens here: the cells are made by hand, so every number is known.
+One test runs the ``--redis`` measurement against a real ``redis-server`` and
+asserts what it counts and serves, never its times.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Dict, List, Optional, Tuple
 
 import pytest
@@ -44,6 +47,16 @@ TARGETS = [
     ("W8", "flask+ext overhead / flask+asok_fast overhead", ">=", 1.0),
     ("W8", "django+mw overhead / django+asok_fast overhead", ">=", 1.0),
     ("W8", "compiled req/s two threads / one thread", ">=", 1.7),
+    ("W10", "compiled overhead / gzip-6 floor", "<=", 0.4),
+    ("W11", "compiled overhead / gzip-6 floor", "<=", 0.2),
+    ("W7", "compiled overhead / compiled-nocache overhead", "<=", 1.03),
+    ("W8", "compiled overhead / compiled-nocache overhead", "<=", 1.03),
+    ("W9", "compiled overhead / compiled-nocache overhead", "<=", 1.03),
+    ("W12", "compiled overhead / compiled-nocache overhead", "<=", 1.03),
+    ("W13", "compiled overhead / compiled-nocache overhead", "<=", 1.03),
+    ("W11", "compiled-isal overhead / gzip-6 floor", "<=", 0.3),
+    ("W11", "shared tier: compressions by a 2nd process's 1st request", "<=", 0),
+    ("W11", "shared tier: 2nd process's 1st request / gzip-6 of W3", "<=", 1.0),
 ]
 
 PYTHON_W2 = [1050, 1040, 1120, 1010, 1060, 1200, 1045, 1055, 980, 1090]
@@ -283,3 +296,129 @@ def test_percentiles_pick_the_ends_of_the_middle_95_percent() -> None:
     assert runner._percentiles(values) == (25.0, 975.0)
     assert runner._percentiles([5.0, 1.0]) == (1.0, 5.0)
     assert math.isclose(runner._percentiles([2.0] * 7)[0], 2.0)
+
+
+# --- issue 16: the compressed-body cache, ISA-L, the shared tier -------------------------------
+
+
+def test_cache_hits_on_the_gzip_client_workloads_compare_with_the_gzip6_floor() -> None:
+    res = _results([
+        _cell("compiled", "W10", [7_000] * 4, [3_900, 4_000, 4_100, 4_000]),
+        _cell("floor", "W10", [10_000] * 4, [10_000] * 4),
+        _cell("compiled", "W11", [240_000] * 4, [230_000] * 4),
+        _cell("floor", "W11", [1_800_000] * 4, [1_800_000] * 4),
+    ])
+    targets = runner.evaluate_targets(res)
+    w10 = _target(targets, "W10", "compiled overhead / gzip-6 floor")
+    assert w10.value == pytest.approx(0.4) and w10.status == "PASS"  # the limit itself passes
+    assert w10.detail.startswith("cache hits: ")
+    w11 = _target(targets, "W11", "compiled overhead / gzip-6 floor")
+    assert w11.value == pytest.approx(230 / 1800) and w11.status == "PASS"
+    res.cells[("compiled", "W11")].diffs[:] = [370_000] * 4
+    assert _target(runner.evaluate_targets(res), "W11", "compiled overhead / gzip-6 floor").status == "MISS"  # 0.206
+
+
+def test_cache_misses_compare_with_the_same_stack_cache_off_round_by_round() -> None:
+    # The cache's misses add 2 % in every round, though the rounds vary 2x.
+    off = [10_000, 12_000, 20_000, 11_000, 15_000, 10_500]
+    on = [o * 102 // 100 for o in off]
+    cells = []
+    for w in runner.MISS_WORKLOADS:
+        cells += [_cell("compiled", w, on, on), _cell("compiled-nocache", w, off, off)]
+    targets = runner.evaluate_targets(_results(cells))
+    for w in runner.MISS_WORKLOADS:
+        t = _target(targets, w, "compiled overhead / compiled-nocache overhead")
+        assert t.value == pytest.approx(1.02, abs=1e-4) and t.status == "PASS" and t.decided is True
+        assert t.interval == (pytest.approx(1.02, abs=1e-3), pytest.approx(1.02, abs=1e-3))
+    res = _results([_cell("compiled", "W12", [12_200] * 3, [12_200] * 3), _cell("compiled-nocache", "W12", [11_000] * 3, [11_000] * 3)])
+    t = _target(runner.evaluate_targets(res), "W12", "compiled overhead / compiled-nocache overhead")
+    assert t.value == pytest.approx(12.2 / 11) and t.status == "MISS"
+    assert t.detail == "cache misses: 12.2 us vs cache off 11.0 us"
+
+
+def test_isal_target_and_its_reason_when_isal_is_missing() -> None:
+    res = _results([
+        _cell("compiled-isal", "W11", [330_000] * 3, [320_000] * 3),
+        _cell("floor", "W11", [1_800_000] * 3, [1_800_000] * 3),
+    ])
+    t = _target(runner.evaluate_targets(res), "W11", "compiled-isal overhead / gzip-6 floor")
+    assert t.value == pytest.approx(320 / 1800) and t.status == "PASS"
+    res = _results([_cell("floor", "W11", [1_800_000] * 3, [1_800_000] * 3)],
+                   unavailable={"compiled-isal": "the isal package is not installed (pip install 'asok_fast[isal]')"})
+    t = _target(runner.evaluate_targets(res), "W11", "compiled-isal overhead / gzip-6 floor")
+    assert t.status == "n/a" and t.why_missing == "compiled-isal: the isal package is not installed (pip install 'asok_fast[isal]')"
+
+
+def _tier_run(role: str, request_us: float, gzip6_us: float, encodes: int = 0) -> dict:
+    return {"role": role, "core": "compiled", "request_ns": request_us * 1000, "gzip6_ns": gzip6_us * 1000,
+            "encodes": encodes, "status": 200, "coding": "gzip", "decodes_to_page": True,
+            "from_tier": encodes == 0, "stored_bytes": 23363, "bytes_out": 23363}
+
+
+def _tier(cold: List[dict], warm: List[dict]) -> dict:
+    return {"redis_version": "7.0.15", "port": 6390, "pid": 4242, "workload": "W11", "why_not": {},
+            "cores": {"compiled": {"first": _tier_run("first", 3800, 1350, encodes=1), "cold": cold, "warm": warm}}}
+
+
+def test_shared_tier_targets_count_compressions_and_time_the_first_request_for_the_page() -> None:
+    cold = [_tier_run("cold", us, 1350) for us in (2400, 2500, 2300)]
+    warm = [_tier_run("warm", us, g) for us, g in ((520, 1350), (540, 1300), (500, 1400))]
+    res = _results([_cell("compiled", "W11", [1.0, 1.0])])
+    res.shared_tier = _tier(cold, warm)
+    targets = runner.evaluate_targets(res)
+    count = _target(targets, "W11", runner.TIER_ENCODES)
+    assert count.value == 0 and count.status == "PASS"
+    assert count.detail.startswith("0 in 6 fresh processes (6 served the 1st process's bytes); the 1st process compressed 1x")
+    time_ = _target(targets, "W11", runner.TIER_TIME)
+    assert time_.value == pytest.approx(520 / 1350) and time_.status == "PASS"
+    lo, hi = time_.interval
+    assert 500 / 1400 <= lo <= time_.value <= hi <= 540 / 1300
+    assert "very first request, opening its Redis connection: 2400 us (1.78x)" in time_.detail
+    res.targets = [t.as_dict() for t in targets]
+    table = runner.render_table(res)
+    assert "shared tier: redis-server 7.0.15 on 127.0.0.1:6390 (pid 4242)" in table
+    assert "0 compressions in 3), after another page 520 us (0 in 3)" in table
+    assert json.loads(json.dumps(runner.results_json(res)))["shared_tier"]["cores"]["compiled"]["warm"][0]["request_ns"] == 520_000
+    # A second process that compressed fails the count.
+    res.shared_tier = _tier(cold, warm[:2] + [_tier_run("warm", 1900, 1350, encodes=1)])
+    assert _target(runner.evaluate_targets(res), "W11", runner.TIER_ENCODES).status == "MISS"
+
+
+def test_shared_tier_targets_say_why_they_were_not_measured() -> None:
+    res = _results([_cell("compiled", "W11", [1.0, 1.0])])
+    for tier, why in (
+        ({}, "not measured (asok-fast bench --redis)"),
+        ({"skipped": "redis-server not found (Debian: apt-get install redis-server)"}, "redis-server not found (Debian: apt-get install redis-server)"),
+        ({"cores": {}, "why_not": {"compiled": "compiled core not loaded"}}, "compiled: compiled core not loaded"),
+    ):
+        res.shared_tier = tier
+        for name in (runner.TIER_ENCODES, runner.TIER_TIME):
+            t = _target(runner.evaluate_targets(res), "W11", name)
+            assert t.status == "n/a" and t.value is None and t.why_missing == why
+    res.shared_tier = {"skipped": "the redis package is not importable"}
+    res.targets = [t.as_dict() for t in runner.evaluate_targets(res)]
+    assert "shared tier (--redis): skipped: the redis package is not importable" in runner.render_table(res)
+
+
+def test_the_shared_tier_is_skipped_with_a_reason_without_redis_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner.shutil, "which", lambda name: None)
+    assert runner.measure_shared_tier(2) == {"skipped": "redis-server not found (Debian: apt-get install redis-server)"}
+
+
+def test_the_shared_tier_measurement_against_a_real_redis_server() -> None:
+    """``--redis`` end to end with one fresh process of each kind: the first process
+    compresses W3's page once and fills the tier; the fresh ones compress nothing
+    and send its bytes; the server is gone afterwards.  (No timing asserted.)"""
+    why = runner._tier_unavailable()
+    if why:
+        pytest.skip(why)
+    tier = runner.measure_shared_tier(1)
+    assert tier.get("skipped") is None and tier["cores"], tier
+    for name, data in tier["cores"].items():
+        first = data["first"]
+        assert first["encodes"] == 1 and first["from_tier"] and first["decodes_to_page"], (name, first)
+        for run in data["cold"] + data["warm"]:
+            assert run["encodes"] == 0 and run["from_tier"] and run["decodes_to_page"], (name, run)
+            assert run["status"] == 200 and run["coding"] == "gzip" and run["bytes_out"] == first["stored_bytes"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(tier["pid"], 0)

@@ -27,6 +27,17 @@ How it measures (and why):
   measured side by side) and the ratio recomputed.  An interval that straddles
   the limit says the run's own noise could turn the verdict; runs minutes apart
   on a shared machine can differ by more than the interval.
+* The compressed-body cache (issue 16) is on in ``compiled`` and ``python`` (the
+  default): W1, W3, W10 and W11 measure its hits; ``compiled-nocache`` (cache
+  off) beside ``compiled`` on W7..W9, W12 and W13 measures what a miss adds;
+  ``compiled-isal`` is the ISA-L gzip engine with the cache off.
+* ``--redis``: the shared tier (``COMPRESS_CACHE_BACKEND`` = a ``redis.Redis``
+  client) against a real ``redis-server`` on 127.0.0.1, started and stopped
+  here by its pid: one subprocess serves W11 (compressing W3's page once and
+  filling the tier), then fresh subprocesses each time their first request
+  for the same page, counting calls of ``_codecs.Encoders.encode``, against
+  gzip-6 of the page through Python's zlib in the same process (wall clock:
+  the request waits on the tier's thread).  See :func:`measure_shared_tier`.
 """
 
 from __future__ import annotations
@@ -39,8 +50,13 @@ import math
 import os
 import platform
 import random
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -82,6 +98,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--svg", metavar="PATH", help="also draw the results as an SVG chart")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (not only on a failed check)")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="also measure the shared cache tier: a real redis-server on 127.0.0.1 (needs redis-server and the "
+        "redis package, asok_fast[redis]), a first process filling it, fresh processes served from it",
+    )
+    parser.add_argument("--redis-reps", type=int, default=7, help="fresh second processes per kind (cold, warm) with --redis (default 7)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
 
 
@@ -178,6 +201,7 @@ class Results:
     seconds: float
     clock: str = "cpu"
     targets: List[Dict[str, Any]] = field(default_factory=list)
+    shared_tier: Dict[str, Any] = field(default_factory=dict)  # --redis (measure_shared_tier), else {}
 
     def cell(self, stack: str, workload: str) -> Optional[CellResult]:
         return self.cells.get((stack, workload))
@@ -207,7 +231,10 @@ def machine_info() -> Dict[str, Any]:
     }
     from .._codecs import available
 
-    info["codings"] = {coding: library for coding, library in available()}
+    codings: Dict[str, str] = {}
+    for coding, library in available():  # gzip twice where isal is installed: zlib, then ISA-L
+        codings[coding] = f"{codings[coding]}; {library}" if coding in codings else library
+    info["codings"] = codings
     try:
         info["cpus_usable"] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -222,7 +249,7 @@ def machine_info() -> Dict[str, Any]:
     if zlib_version is not None:
         info["zlib_compiled_core"] = zlib_version()
     versions = {}
-    for dist in ("flask", "flask-compress", "flask-cors", "werkzeug", "django", "django-cors-headers", "asok", "brotli", "backports.zstd"):
+    for dist in ("flask", "flask-compress", "flask-cors", "werkzeug", "django", "django-cors-headers", "asok", "brotli", "backports.zstd", "isal", "redis"):
         try:
             from importlib.metadata import version
 
@@ -386,6 +413,229 @@ def thread_scaling(stack: st.Stack, workload: wl.Workload, seconds: float, reps:
             "control_ratio": statistics.median(c2) / statistics.median(c1), "control_1": c1, "control_2": c2}
 
 
+# --- the shared tier (--redis) -----------------------------------------------------------------
+
+#: The workload the shared tier is measured on: W3's page for a gzip-only client.
+TIER_WORKLOAD = "W11"
+#: What a "warm" second process serves first (another page, new every time:
+#: its miss opens the tier's connection and threads).
+TIER_WARMUP = "W13"
+
+
+def _tier_unavailable() -> Optional[str]:
+    if shutil.which("redis-server") is None:
+        return "redis-server not found (Debian: apt-get install redis-server)"
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:
+        return f"the redis package is not importable ({exc}); pip install 'asok_fast[redis]'"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tier_child(argv: List[str]) -> None:
+    """One process of the shared-tier measurement (run by :func:`measure_shared_tier`
+    as ``python -c``): ``role`` ``first`` (fills the tier), ``cold`` (a fresh
+    process's very first request) or ``warm`` (its first request for the page,
+    after one for another page); prints one JSON line."""
+    role, port, core_name = argv[0], int(argv[1]), argv[2]
+    import redis
+
+    from .. import _codecs
+    from ..middleware import ResponseMiddleware
+
+    calls = [0]
+    encode = _codecs.Encoders.encode
+
+    def counting(self: Any, settings: Any, coding: str, data: bytes) -> bytes:
+        calls[0] += 1
+        return encode(self, settings, coding, data)
+
+    _codecs.Encoders.encode = counting  # type: ignore[method-assign]
+    cores, unavailable = st.twins()
+    if core_name not in cores:
+        print(json.dumps({"error": unavailable.get(core_name, core_name)}))
+        return
+    client = redis.Redis(host="127.0.0.1", port=port)
+    app = ResponseMiddleware(wl.bare_app, {**wl.CONFIG, "COMPRESS_CACHE_BACKEND": client}, _core_module=cores[core_name])
+    workload = wl.by_id(TIER_WORKLOAD)
+    environ = wl.environ_for(workload)
+    if role == "warm":
+        st.fetch(app, wl.environ_for(wl.by_id(TIER_WARMUP)))
+    before = calls[0]
+    t0 = time.perf_counter_ns()
+    response = st.fetch(app, environ)
+    request_ns = time.perf_counter_ns() - t0
+    encodes = calls[0] - before
+    coding = response.header("Content-Encoding")
+    key = f"asok_fast:gzip:{_codecs.variant('gzip', 'zlib', wl.GZIP_LEVEL, False)}:{hashlib.sha256(workload.body).hexdigest()}"
+    stored = None
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:  # the first process's write is sent off without waiting
+        stored = client.get(key)
+        if stored is not None or role != "first":
+            break
+        time.sleep(0.005)
+    ok = coding == "gzip" and st.decode("gzip", response.body) == workload.body
+    squeeze = zlib.compressobj
+    times = []
+    for _ in range(7):  # gzip-6 of the same page through Python's zlib, in this process
+        t0 = time.perf_counter_ns()
+        c = squeeze(wl.GZIP_LEVEL, zlib.DEFLATED, 31)
+        c.compress(workload.body)
+        c.flush()
+        times.append(time.perf_counter_ns() - t0)
+    print(json.dumps({
+        "role": role,
+        "core": core_name,
+        "pid": os.getpid(),
+        "request_ns": request_ns,
+        "gzip6_ns": statistics.median(times),
+        "encodes": encodes,
+        "status": response.status,
+        "coding": coding,
+        "decodes_to_page": ok,
+        "from_tier": stored is not None and response.body == stored,
+        "stored_bytes": len(stored) if stored is not None else None,
+        "bytes_out": len(response.body),
+    }))
+
+
+def _run_tier_child(role: str, port: int, core_name: str) -> Dict[str, Any]:
+    code = "import sys; from asok_fast.benchmarks.runner import _tier_child; _tier_child(sys.argv[1:])"
+    proc = subprocess.run([sys.executable, "-c", code, role, str(port), core_name],
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{role} process failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    out: Dict[str, Any] = json.loads(lines[-1])
+    if "error" in out:
+        raise RuntimeError(out["error"])
+    return out
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on 127.0.0.1 (no persistence, a temp dir), stopped by its pid."""
+
+    def __init__(self) -> None:
+        import redis
+
+        self.dir = tempfile.mkdtemp(prefix="asok-fast-bench-redis-")
+        self.port = _free_port()
+        self.log = open(os.path.join(self.dir, "redis.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir,
+             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 15
+        while True:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"redis-server exited ({self.proc.returncode})")
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not answer on port {self.port}")
+                time.sleep(0.05)
+        self.version = client.info("server").get("redis_version")
+        client.close()
+
+    def flush(self) -> None:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+        client.flushall()
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def measure_shared_tier(reps: int, progress: Optional[Progress] = None) -> Dict[str, Any]:
+    """The shared tier against a real Redis on loopback, for each core: a first
+    process serves W11 (compressing W3's page and filling the tier); then ``reps``
+    fresh processes serve it as their very first request (``cold``) and ``reps``
+    after one request for another page (``warm``), alternated.  ``{"skipped":
+    why}`` without redis-server or the redis package."""
+    why = _tier_unavailable()
+    if why:
+        return {"skipped": why}
+    cores, missing = st.twins()
+    server = RedisServer()
+    out: Dict[str, Any] = {"redis_version": server.version, "port": server.port, "pid": server.proc.pid,
+                           "workload": TIER_WORKLOAD, "cores": {}, "why_not": dict(missing)}
+    try:
+        steps = len(cores) * (1 + 2 * reps)
+        done = 0
+        for core_name in cores:
+            try:
+                server.flush()  # each core's first process finds the tier empty
+                if progress:
+                    progress.update(done, steps, f"shared tier, {core_name}: the first process")
+                first = _run_tier_child("first", server.port, core_name)
+                done += 1
+                runs: Dict[str, List[Dict[str, Any]]] = {"cold": [], "warm": []}
+                for i in range(reps):
+                    for role in ("cold", "warm") if i % 2 == 0 else ("warm", "cold"):
+                        if progress:
+                            progress.update(done, steps, f"shared tier, {core_name}: a fresh {role} process ({i + 1}/{reps})")
+                        runs[role].append(_run_tier_child(role, server.port, core_name))
+                        done += 1
+            except RuntimeError as exc:
+                out["why_not"][core_name] = str(exc)
+                continue
+            out["cores"][core_name] = {"first": first, **runs}
+    finally:
+        server.stop()
+        if progress:
+            progress.done()
+    return out
+
+
+def _tier_lines(res: Results) -> List[str]:
+    tier = res.shared_tier
+    if not tier:
+        return []
+    if tier.get("skipped"):
+        return [f"shared tier (--redis): skipped: {tier['skipped']}"]
+    lines = [f"shared tier: redis-server {tier.get('redis_version')} on 127.0.0.1:{tier.get('port')} (pid {tier.get('pid')}), "
+             f"{tier.get('workload')} (W3's page, gzip), wall clock, medians:"]
+    for name, data in tier.get("cores", {}).items():
+        first, cold, warm = data["first"], data["cold"], data["warm"]
+
+        def med(runs: List[Dict[str, Any]], key: str) -> Optional[float]:
+            return statistics.median(r[key] for r in runs) if runs else None
+
+        lines.append(
+            f"  {name}: 1st process compressed {first['encodes']}x, request {_us(first['request_ns'])}, stored "
+            f"{first['stored_bytes']} B; fresh processes: cold 1st request {_us(med(cold, 'request_ns'))} "
+            f"({sum(r['encodes'] for r in cold)} compressions in {len(cold)}), after another page {_us(med(warm, 'request_ns'))} "
+            f"({sum(r['encodes'] for r in warm)} in {len(warm)}); gzip-6 of the page {_us(med(cold + warm, 'gzip6_ns'))}; "
+            f"served the stored bytes {sum(1 for r in cold + warm if r['from_tier'])}/{len(cold) + len(warm)}"
+        )
+    for name, why in tier.get("why_not", {}).items():
+        lines.append(f"  {name}: not measured: {why}")
+    return lines
+
+
 # --- targets ------------------------------------------------------------------------------------
 
 
@@ -525,7 +775,17 @@ def evaluate_targets(res: Results, seed: int = 0) -> List[Target]:
       bodies at most gzip-6's (W7) and 1.01 x gzip-6's (W8); for a client that
       accepts only br (W9), <= 0.75 x the floor and <= 0.95 x gzip-6's bytes;
       Flask's and Django's own stacks cost >= 10 x asok_fast's overhead on W7
-      and more than it on W8; two threads on W8 >= 1.7 x one thread's req/s.
+      and more than it on W8; two threads on W8 >= 1.7 x one thread's req/s;
+    * issue 16, the compressed-body cache (on in ``compiled``, the default):
+      for a gzip-only client, cache hits cost <= 0.4 x the gzip-6 floor on W10
+      (W1's body) and <= 0.2 x on W11 (W3's); on every workload whose body is
+      new each time (W7, W8, W9, W12, W13) the overhead is <= 1.03 x that of
+      ``compiled-nocache`` (the cache off); the ISA-L engine (``compiled-isal``,
+      cache off) costs <= 0.3 x the gzip-6 floor on W11; with ``--redis``, a
+      second process's first request for W11's page compresses nothing and
+      takes less wall-clock time than gzip-6 of the page (in that process; the
+      time is of processes that served another page first, the tier connected;
+      a process's very first request, which opens the connection, is shown beside).
     """
     rounds = max((len(c.samples) for c in res.cells.values()), default=0)
     resamples = _resamples(rounds, BOOTSTRAP_RESAMPLES, seed) if rounds >= 2 else []
@@ -584,6 +844,66 @@ def evaluate_targets(res: Results, seed: int = 0) -> List[Target]:
             add(w, f"{anchor} overhead / {ours} overhead", ">=", limit, ("ovh", anchor), ("ovh", ours),
                 f"{us(('ovh', anchor), w)} vs {us(('ovh', ours), w)}")
     out.append(_thread_target(res, seed))
+
+    # Issue 16: the compressed-body cache and the ISA-L engine.
+    for w, limit in (("W10", 0.4), ("W11", 0.2)):
+        add(w, "compiled overhead / gzip-6 floor", "<=", limit, ("ovh", c), floor,
+            f"cache hits: {us(('ovh', c), w)} vs floor {us(floor, w)}")
+    nocache = "compiled-nocache"
+    for w in MISS_WORKLOADS:
+        add(w, f"compiled overhead / {nocache} overhead", "<=", MISS_LIMIT, ("ovh", c), ("ovh", nocache),
+            f"cache misses: {us(('ovh', c), w)} vs cache off {us(('ovh', nocache), w)}")
+    isal = "compiled-isal"
+    add("W11", f"{isal} overhead / gzip-6 floor", "<=", 0.3, ("ovh", isal), floor,
+        f"ISAL_LEVEL 1, cache off: {us(('ovh', isal), 'W11')} vs floor {us(floor, 'W11')}")
+    out.extend(_shared_tier_targets(res, seed))
+    return out
+
+
+#: The workloads whose bodies are new on every request (the cache's misses), and
+#: the limit of their overhead against the same stack with the cache off.
+MISS_WORKLOADS, MISS_LIMIT = ("W7", "W8", "W9", "W12", "W13"), 1.03
+
+#: The shared tier's targets (``--redis``): what a second process's first
+#: request for a body the first one compressed costs.
+TIER_ENCODES = "shared tier: compressions by a 2nd process's 1st request"
+TIER_TIME = "shared tier: 2nd process's 1st request / gzip-6 of W3"
+
+
+def _shared_tier_targets(res: Results, seed: int) -> List[Target]:
+    tier = res.shared_tier
+    mine = (tier.get("cores") or {}).get("compiled")
+    if not tier:
+        why = "not measured (asok-fast bench --redis)"
+    elif tier.get("skipped"):
+        why = tier["skipped"]
+    elif mine is None:
+        why = "compiled: " + (tier.get("why_not", {}).get("compiled") or "not measured")
+    else:
+        why = ""
+    if why:
+        return [Target("W11", TIER_ENCODES, "<=", 0, None, "", why), Target("W11", TIER_TIME, "<=", 1.0, None, "", why)]
+    cold, warm = mine["cold"], mine["warm"]
+    encodes = sum(p["encodes"] for p in cold + warm)
+    served = sum(1 for p in cold + warm if p["from_tier"])
+    first = mine["first"]
+    out = [Target("W11", TIER_ENCODES, "<=", 0, float(encodes),
+                  f"{encodes} in {len(cold) + len(warm)} fresh processes ({served} served the 1st process's bytes); "
+                  f"the 1st process compressed {first['encodes']}x and stored {first['stored_bytes']} B")]
+    # The process's first request for the page, after one for another page
+    # (what a live worker does); the very first request of a process also
+    # opens its Redis connection (redis-py's handshake: about 2 ms here), shown beside.
+    num = [p["request_ns"] for p in warm]
+    den = [p["gzip6_ns"] for p in warm]
+    value = _ratio(statistics.median(num), statistics.median(den))
+    interval = _bootstrap_ratio(num, den, _resamples(len(num), BOOTSTRAP_RESAMPLES, seed)) if len(num) >= 2 else None
+    cold_ns = statistics.median(p["request_ns"] for p in cold) if cold else None
+    cold_ratio = _ratio(cold_ns, statistics.median(p["gzip6_ns"] for p in cold)) if cold else None
+    shown = "-" if cold_ratio is None else _fmt_ratio(cold_ratio)
+    out.append(Target("W11", TIER_TIME, "<=", 1.0, value,
+                      f"{_us(statistics.median(num))} vs gzip-6 {_us(statistics.median(den))} (wall clock, median of {len(num)} "
+                      f"processes); a process's very first request, opening its Redis connection: {_us(cold_ns)} ({shown}x)",
+                      "", interval))
     return out
 
 
@@ -692,6 +1012,7 @@ def render_table(res: Results) -> str:
             f"{t['workload']} throughput, {t['stack']}: one thread {t['rps_1']:.0f} req/s, two threads "
             f"{t['rps_2']:.0f} req/s (x{t['ratio']:.2f}) on {m.get('cpus_usable', m.get('cpus'))} CPUs{control}"
         )
+    lines.extend(_tier_lines(res))
     _table_tail(res, lines)
     return "\n".join(lines)
 
@@ -794,6 +1115,7 @@ def results_json(res: Results) -> Dict[str, Any]:
         "threads": res.threads,
         "targets": res.targets,
         "framework_ratios": framework_ratios(res),
+        "shared_tier": res.shared_tier,
     }
 
 
@@ -894,6 +1216,9 @@ def _select_workloads(spec: str) -> List[wl.Workload]:
 
 
 def run(args: argparse.Namespace) -> int:
+    for name, default in (("redis", False), ("redis_reps", 7)):  # callers that build their own Namespace
+        if not hasattr(args, name):
+            setattr(args, name, default)
     if args.quick:
         args.rounds = min(args.rounds, 3)
         args.batch_ms = min(args.batch_ms, 1.0)
@@ -933,6 +1258,13 @@ def run(args: argparse.Namespace) -> int:
             if stack.id in ("compiled", "python") and (stack.id, chosen[0].id) in results:
                 threads[stack.id] = thread_scaling(stack, chosen[0], args.thread_seconds, args.thread_reps, progress)
 
+    tier: Dict[str, Any] = {}
+    if args.redis:
+        reps = max(2, min(args.redis_reps, 2) if args.quick else args.redis_reps)
+        tier = measure_shared_tier(reps, progress)
+        if tier.get("skipped"):
+            progress.note(f"  shared tier not measured: {tier['skipped']}")
+
     machine = machine_info()
     machine["frameworks_not_loaded"] = sorted(not_loaded)
     machine["loadavg_1min_before_after"] = [load_before, _loadavg()]
@@ -948,6 +1280,7 @@ def run(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         seconds=time.monotonic() - started,
         clock=args.clock,
+        shared_tier=tier,
     )
     res.targets = [t.as_dict() for t in evaluate_targets(res, args.seed)]
     print(render_table(res))

@@ -22,6 +22,13 @@ stack id                       framework  what it is
                                           zstd, br, gzip)
 ``compiled-gzip``              wsgi       ``compiled`` with ``COMPRESS_CODINGS = ["gzip"]``
                                           (Asok's behaviour, and asok_fast's before zstd)
+``compiled-nocache``           wsgi       ``compiled`` with ``COMPRESS_CACHE_SIZE = 0``:
+                                          the compressed-body cache off (``compiled``
+                                          and ``python`` have it on, the default)
+``compiled-isal``              wsgi       ``compiled`` with ``GZIP_ENGINE = "isal"``
+                                          (``ISAL_LEVEL`` 1) and the cache off, so that
+                                          ISA-L compresses every request; gzip-only
+                                          clients (W10..W13) only
 ``flask``                      flask      a bare Flask app serving the same routes
 ``flask+ext``                  flask      + Flask-Compress (its default codings zstd, br,
                                           gzip, deflate: zstd for a browser), Flask-CORS
@@ -51,6 +58,12 @@ the bare body; an ETag, a ``304`` on W2, the CORS headers): a stack that
 silently skips work would look fast.  On W7..W9 it sends the request twice and
 checks that the two bodies differ: a stack that served a remembered body would
 look fast too.
+
+The compressed-body cache is on by default, so ``compiled``, ``python`` and the
+``*+asok_fast`` stacks serve W1, W3, W10 and W11 (the same body every time)
+from it after the body's second appearance (the check's request and the
+calibration's warm-up make it so before timing starts); W7..W9, W12 and W13
+never hit it.
 """
 
 from __future__ import annotations
@@ -105,6 +118,9 @@ __all__ = [
     "WRAPPED",
     "build_stacks",
     "fetch",
+    "isal_stack",
+    "ISAL_CONFIG",
+    "NOCACHE_CONFIG",
     "load_frameworks",
     "middleware_stack",
     "set_clock",
@@ -846,6 +862,20 @@ _ASOK_SKIP = {
 
 #: Workloads whose client accepts no gzip, for stacks that compress with gzip alone.
 _GZIP_ONLY_SKIP = {w.id: f"gzip only, and W9's client accepts only {wl.BR_ONLY}" for w in ALL_WORKLOADS if "gzip" not in accepted_codings(w.accept_encoding) and w.compresses}
+#: For a client that accepts only gzip, ``compiled-gzip`` does what ``compiled`` does.
+_GZIP_CLIENT_SKIP = {w.id: "a gzip-only client: compiled-gzip is compiled there" for w in wl.GZIP_CLIENT_WORKLOADS}
+#: Workloads that compress nothing: the cache and the gzip engine are idle there.
+_NO_COMPRESSION_SKIP = {w.id: "nothing compressed: the cache and the gzip engine are not used" for w in ALL_WORKLOADS if not w.compresses}
+#: Where asok_fast's default codings do not pick gzip: the ISA-L engine is idle there.
+_NOT_GZIP_SKIP = {
+    w.id: f"asok_fast sends {_core_py.negotiate(w.accept_encoding, DEFAULT_CODINGS)} to this client: ISA-L makes gzip only"
+    for w in ALL_WORKLOADS
+    if w.compresses and _core_py.negotiate(w.accept_encoding, DEFAULT_CODINGS) != "gzip"
+}
+
+#: The configs of the issue-16 stacks beside ``compiled`` (its cache on, the default).
+NOCACHE_CONFIG: Dict[str, Any] = {**CONFIG, "COMPRESS_CACHE_SIZE": 0}
+ISAL_CONFIG: Dict[str, Any] = {**CONFIG, "GZIP_ENGINE": "isal", "ISAL_LEVEL": 1, "COMPRESS_CACHE_SIZE": 0}
 
 
 #: The stacks each anchor framework's builder makes (``--anchors`` names the builders).
@@ -900,6 +930,12 @@ def build_stacks(anchors: Iterable[str] = tuple(FRAMEWORK_STACKS)) -> Tuple[List
         stacks.append(middleware_stack(name, core, bare))
     if "compiled" in cores:
         stacks.append(middleware_stack("compiled-gzip", cores["compiled"], bare, wl.GZIP_ONLY_CONFIG))
+        stacks.append(middleware_stack("compiled-nocache", cores["compiled"], bare, NOCACHE_CONFIG))
+        isal = isal_stack(cores["compiled"], bare)
+        if isal is None:
+            unavailable["compiled-isal"] = "the isal package is not installed (pip install 'asok_fast[isal]')"
+        else:
+            stacks.append(isal)
 
     wanted = set(anchors)
     missing = load_frameworks()
@@ -949,11 +985,30 @@ def middleware_stack(core_name: str, core: types.ModuleType, bare: Stack, config
     app = ResponseMiddleware(wl.bare_app, dict(config), _core_module=core)
     kind = core_name.split("-", 1)[0]
     label = f"asok_fast ({kind} core)"
-    if "COMPRESS_CODINGS" in config:
-        label += f", COMPRESS_CODINGS = {list(config['COMPRESS_CODINGS'])}"
+    for key in ("COMPRESS_CODINGS", "GZIP_ENGINE", "ISAL_LEVEL", "COMPRESS_CACHE_SIZE"):
+        if key in config:
+            value = config[key]
+            label += f", {key} = {list(value) if isinstance(value, (list, tuple)) else repr(value)}"
     codings = _codings(config)
-    skip = {} if len(codings) > 1 or codings[0] != "gzip" else dict(_GZIP_ONLY_SKIP)
+    skip: Dict[str, str] = {}
+    if codings == ("gzip",):
+        skip.update(_GZIP_CLIENT_SKIP)
+        skip.update(_GZIP_ONLY_SKIP)
+    if config.get("COMPRESS_CACHE_SIZE") == 0 or config.get("GZIP_ENGINE") == "isal":
+        skip.update(_NO_COMPRESSION_SKIP)
+    if config.get("GZIP_ENGINE") == "isal":
+        skip.update(_NOT_GZIP_SKIP)
     return Stack(core_name, "wsgi", "middleware", label, app, ALL_FEATURES, False, skip=skip, bare=bare, codings=codings)
+
+
+def isal_stack(core: types.ModuleType, bare: Stack, core_name: str = "compiled") -> Optional[Stack]:
+    """``<core_name>-isal``: :data:`ISAL_CONFIG` bound to ``core``, or None
+    without the isal package."""
+    from .._codecs import isal_missing
+
+    if isal_missing():
+        return None
+    return middleware_stack(f"{core_name}-isal", core, bare, ISAL_CONFIG)
 
 
 def wrapped_stack(bare: Stack, core: Optional[types.ModuleType] = None) -> Stack:
@@ -988,24 +1043,29 @@ def _asok_stacks() -> List[Stack]:
 def gunicorn_app(name: str) -> WSGIApp:
     """A WSGI app for ``gunicorn 'asok_fast.benchmarks.stacks:gunicorn_app("NAME")'``.
 
-    ``flask``, ``flask+asok_fast`` (the selected core), ``flask+ext``, ``bare``,
-    ``compiled``, ``python``, ``compiled-gzip``.
+    ``flask``, ``flask+asok_fast`` (the selected core; its cache on, the
+    default), ``flask+asok_fast-nocache`` (``COMPRESS_CACHE_SIZE = 0``),
+    ``flask+ext``, ``bare``, ``compiled``, ``python``, ``compiled-gzip``,
+    ``compiled-nocache``, ``compiled-isal``.
     """
     if name == "bare":
         return wl.bare_app
-    if name in ("compiled", "python", "compiled-gzip"):
+    configs = {"compiled": CONFIG, "python": CONFIG, "compiled-gzip": wl.GZIP_ONLY_CONFIG,
+               "compiled-nocache": NOCACHE_CONFIG, "compiled-isal": ISAL_CONFIG}
+    if name in configs:
         kind = name.split("-", 1)[0]
         cores, unavailable = twins()
         if kind not in cores:
             raise RuntimeError(unavailable[kind])
-        config = wl.GZIP_ONLY_CONFIG if name == "compiled-gzip" else CONFIG
-        return ResponseMiddleware(wl.bare_app, dict(config), _core_module=cores[kind])
+        return ResponseMiddleware(wl.bare_app, dict(configs[name]), _core_module=cores[kind])
     if name == "flask":
         return _flask_app(full=False)
     if name == "flask+ext":
         return _flask_app(full=True)
     if name == "flask+asok_fast":
         return ResponseMiddleware(_flask_app(full=False), dict(CONFIG))
+    if name == "flask+asok_fast-nocache":
+        return ResponseMiddleware(_flask_app(full=False), dict(NOCACHE_CONFIG))
     raise ValueError(f"unknown app {name!r}")
 
 
