@@ -55,6 +55,8 @@ _SEEN_MAX = 65536
 
 log = logging.getLogger("asok_fast")
 
+_UNSEEN = object()
+
 
 def digest(body: bytes) -> bytes:
     """The collision-resistant digest that confirms a hit and names a shared entry."""
@@ -93,29 +95,39 @@ class BodyCache:
     def remembered_max(self) -> int:
         return self._seen_max
 
+    # The lookups and the admission bookkeeping are single OrderedDict operations,
+    # each atomic under the GIL, so they take no lock: a race between threads
+    # can only admit a body one appearance early or late, or keep an entry that
+    # was just evicted for one more answer (its bytes are still right).  Only
+    # changing the entries, whose sizes _held sums, takes the lock.
+
     def get(self, locator: Hashable, body: bytes) -> Optional[bytes]:
         """The cached bytes for ``body``, or None.  A locator whose entry holds
         another body (an MD5 collision) is a miss."""
-        with self._lock:
-            entry = self._entries.get(locator)
-            if entry is None:
-                return None
+        entry = self._entries.get(locator)
+        if entry is None:
+            return None
+        try:
             self._entries.move_to_end(locator)
+        except KeyError:
+            pass  # evicted by another thread meanwhile
         sha, data = entry
         return data if digest(body) == sha else None
 
     def put(self, locator: Hashable, body: bytes, data: bytes, sha: Optional[bytes] = None) -> None:
         """Offer what ``body`` compressed to: kept from its second appearance on."""
         size = len(data)
-        with self._lock:
-            if locator in self._entries:
-                return  # held already (for this body or one of the same MD5)
-            if locator not in self._seen:
-                self._seen[locator] = None
-                if len(self._seen) > self._seen_max:
-                    self._seen.popitem(last=False)
-                return
-            del self._seen[locator]
+        if locator in self._entries:
+            return  # held already (for this body or one of the same MD5)
+        seen = self._seen
+        if seen.pop(locator, _UNSEEN) is _UNSEEN:
+            seen[locator] = None  # the first appearance: remembered only
+            if len(seen) > self._seen_max:
+                try:
+                    seen.popitem(last=False)
+                except KeyError:
+                    pass
+            return
         if size > self.max_bytes:
             return
         if sha is None:
