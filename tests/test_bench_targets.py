@@ -55,6 +55,11 @@ TARGETS = [
     ("W12", "compiled overhead / compiled-nocache overhead", "<=", 1.03),
     ("W13", "compiled overhead / compiled-nocache overhead", "<=", 1.03),
     ("W11", "compiled-isal overhead / gzip-6 floor", "<=", 0.3),
+    ("W1", "asgi+starlette-mw overhead / asgi-compiled overhead", ">=", 5.0),
+    ("W1", "asgi+starlette-compress overhead / asgi-compiled overhead", ">=", 3.0),
+    ("W4", "asgi+starlette-mw overhead / asgi-compiled overhead", ">=", 10.0),
+    ("W1", "asgi-compiled overhead / compiled overhead", "<=", 1.15),
+    ("W3", "asgi-compiled overhead / compiled overhead", "<=", 1.15),
     ("W11", "shared tier: compressions by a 2nd process's 1st request", "<=", 0),
     ("W11", "shared tier: 2nd process's 1st request / gzip-6 of W3", "<=", 1.0),
 ]

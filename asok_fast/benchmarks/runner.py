@@ -63,6 +63,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import asgi_stacks as asgi_st
 from . import stacks as st
 from . import workloads as wl
 
@@ -856,6 +857,7 @@ def evaluate_targets(res: Results, seed: int = 0) -> List[Target]:
     isal = "compiled-isal"
     add("W11", f"{isal} overhead / gzip-6 floor", "<=", 0.3, ("ovh", isal), floor,
         f"ISAL_LEVEL 1, cache off: {us(('ovh', isal), 'W11')} vs floor {us(floor, 'W11')}")
+    out.extend(asgi_st.evaluate_asgi_targets(res, seed))
     out.extend(_shared_tier_targets(res, seed))
     return out
 
@@ -1119,7 +1121,7 @@ def results_json(res: Results) -> Dict[str, Any]:
     }
 
 
-_COLOURS = {"wsgi": "#2b6cb0", "flask": "#2f855a", "django": "#b7791f", "asok": "#805ad5"}
+_COLOURS = {"wsgi": "#2b6cb0", "flask": "#2f855a", "django": "#b7791f", "asok": "#805ad5", "asgi": "#c05621", "starlette": "#319795"}
 _FLOOR_COLOUR = "#a0aec0"
 
 
@@ -1240,6 +1242,9 @@ def run(args: argparse.Namespace) -> int:
     st.set_clock(args.clock)
     progress.note("asok-fast bench: building stacks (the Asok anchor runs `asok create` once)...")
     stacks, unavailable = st.build_stacks(anchors)
+    asgi_built, asgi_unavailable = asgi_st.build_asgi_stacks()
+    stacks += asgi_built
+    unavailable.update(asgi_unavailable)
     # Even without anchors: measure in a process that has the frameworks loaded.
     not_loaded = st.load_frameworks()
     if not_loaded:

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""End to end on W1 under uvicorn (one worker, 127.0.0.1) driven by wrk (issue 17).
+
+    python bench/wrk_asgi.py [--seconds 5] [--rounds 3] [--connections 4] [--apps LIST] [--json PATH]
+
+Starts one uvicorn per app (``uvicorn --factory
+asok_fast.benchmarks.asgi_stacks:env_app``, one worker: the server process
+itself serves; its defaults otherwise, as a user runs it):
+
+* ``starlette``            a bare Starlette app serving the workloads' routes;
+* ``starlette+asok_fast``  the same app wrapped by ``ASGIMiddleware`` (the core the
+                           package selects: the line says which; cache on);
+* ``starlette+mw``         the same app built with Starlette's ``CORSMiddleware`` +
+                           ``GZipMiddleware`` (min size 500, level 6);
+
+``--apps`` can add ``starlette+compress`` (starlette-compress + CORS).  Each
+server's W1 answer is checked over HTTP (asok_fast: the coding it negotiates,
+zstd for the browser's header, decoding to the body, an ETag; the others: a
+coding the request accepts, CORS), then ``wrk`` runs against each, interleaved
+for ``--rounds`` rounds, with W1's headers.  Prints requests per second (median
+of rounds), the ratios to bare Starlette (target: starlette+asok_fast >= 0.9x)
+and the server's CPU time per request (user + system from /proc, Linux).  Each
+server is stopped by its own pid.  Needs wrk (Debian: ``apt-get install wrk``)
+and the ``bench`` extra.  wrk_e2e.py's helpers run wrk and read /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wrk_e2e
+
+from asok_fast import IMPLEMENTATION
+from asok_fast.benchmarks import asgi_stacks as ast
+from asok_fast.benchmarks import stacks as st
+from asok_fast.benchmarks import workloads as wl
+
+APPS = ["starlette", "starlette+asok_fast", "starlette+mw"]
+EXTRA_APPS = ["starlette+compress"]
+CLAIMS = {
+    "starlette": frozenset(),
+    "starlette+asok_fast": st.ALL_FEATURES,
+    "starlette+mw": frozenset({st.COMPRESS, st.CORS}),
+    "starlette+compress": frozenset({st.COMPRESS, st.CORS}),
+}
+TARGET = 0.9  # starlette+asok_fast / starlette (issue 17)
+
+
+class Server:
+    """One uvicorn process (one worker: it serves itself), stopped by its pid."""
+
+    def __init__(self, app: str, port: int, log_dir: str) -> None:
+        self.app = app
+        self.port = port
+        self.log_path = os.path.join(log_dir, f"uvicorn-{app.replace('+', '_')}.log")
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ, **{ast.APP_ENV: app})
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn",
+                "--factory", "asok_fast.benchmarks.asgi_stacks:env_app",
+                "--host", "127.0.0.1",
+                "--port", str(port),
+                "--workers", "1",
+                "--log-level", "warning",
+                "--no-access-log",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"uvicorn for {self.app} exited ({self.proc.returncode}); log: {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+                if self.get(wl.by_id("W1")).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"uvicorn for {self.app} did not answer on port {self.port}; log: {self.log_path}")
+
+    def get(self, workload: wl.Workload) -> st.Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(workload.method, workload.path, headers=wl.request_headers(workload))
+            answer = conn.getresponse()
+            return st.Response(answer.status, list(answer.getheaders()), answer.read())
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
+    parser.add_argument("--apps", default=",".join(APPS), help=f"comma-separated, from {','.join(APPS + EXTRA_APPS)}")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk not found (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    apps = [a.strip() for a in args.apps.split(",") if a.strip()]
+    unknown = [a for a in apps if a not in CLAIMS]
+    if unknown:
+        print(f"unknown app(s) {', '.join(unknown)}; known: {', '.join(APPS + EXTRA_APPS)}", file=sys.stderr)
+        return 2
+    workload = wl.by_id("W1")
+    width = max([20] + [len(app) + 1 for app in apps])
+    log_dir = tempfile.mkdtemp(prefix="asok-fast-wrk-asgi-")
+    servers: Dict[str, Server] = {}
+    samples: Dict[str, List[Dict[str, float]]] = {app: [] for app in apps}
+    try:
+        for app in apps:
+            servers[app] = Server(app, wrk_e2e.free_port(), log_dir)
+        for app, server in servers.items():
+            server.wait_ready()
+            response = server.get(workload)
+            coding = ast.expected_coding(workload) if app.endswith("+asok_fast") else None
+            st.check(workload, response, CLAIMS[app], workload.body, bare=not CLAIMS[app], coding=coding)
+            if CLAIMS[app] == st.ALL_FEATURES and not response.header("ETag"):
+                raise st.CheckFailed(f"{app}: no ETag")
+            print(
+                f"{app:{width}} pid {server.proc.pid} port {server.port}: {response.status}, {len(response.body)} B, "
+                f"Content-Encoding {response.header('Content-Encoding') or '-'}, ETag {response.header('ETag') or '-'}",
+                file=sys.stderr,
+            )
+        rng = random.Random(args.seed)
+        for r in range(args.rounds):
+            order = list(apps)
+            rng.shuffle(order)
+            for app in order:
+                print(f"round {r + 1}/{args.rounds}: wrk {args.seconds:g}s on {app}", file=sys.stderr, flush=True)
+                samples[app].append(wrk_e2e.run_wrk(servers[app].port, args.seconds, args.connections, servers[app].proc.pid, "W1"))
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+    medians = {app: statistics.median(s["rps"] for s in samples[app]) for app in apps}
+    print(f"W1 end to end (Accept-Encoding: {workload.accept_encoding}, allowed Origin): uvicorn 1 worker on 127.0.0.1, "
+          f"wrk -t1 -c{args.connections}, {args.rounds} x {args.seconds:g}s interleaved; asok_fast core: {IMPLEMENTATION}")
+    base = medians.get("starlette")
+    for app in apps:
+        ratio = f"{medians[app] / base:.3f}x starlette" if base else ""
+        runs = ", ".join(f"{s['rps']:.0f}" for s in samples[app])
+        bad = sum(s.get("non_2xx", 0) for s in samples[app])
+        print(f"  {app:{width}} {medians[app]:8.0f} req/s  {ratio:>18}   (runs: {runs}{'; non-2xx: %d' % bad if bad else ''})")
+    if base and "starlette+asok_fast" in medians:
+        ratio = medians["starlette+asok_fast"] / base
+        print(f"  {'PASS' if ratio >= TARGET else 'MISS'} starlette+asok_fast keeps {ratio:.3f}x of bare Starlette's req/s "
+              f"(target >= {TARGET})")
+    if base and "starlette+mw" in medians:
+        print(f"  (Starlette's CORSMiddleware + GZipMiddleware keep {medians['starlette+mw'] / base:.3f}x)")
+    cpu = {app: [s["worker_cpu_us"] for s in samples[app] if "worker_cpu_us" in s] for app in apps}
+    if all(cpu.values()):
+        cpu_base = statistics.median(cpu["starlette"]) if "starlette" in cpu else None
+        print("server CPU time per request (user + system, median of rounds):")
+        for app in apps:
+            mine = statistics.median(cpu[app])
+            extra = f"  ({mine - cpu_base:+.1f} us over bare Starlette)" if cpu_base is not None and app != "starlette" else ""
+            print(f"  {app:{width}} {mine:8.1f} us{extra}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"core": IMPLEMENTATION, "workload": "W1", "connections": args.connections, "seconds": args.seconds,
+                       "samples": samples, "median_rps": medians, "target": TARGET}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
