@@ -100,10 +100,6 @@ class _Response:
         self._state = self.HOLD
         self._encoder: Any = None
 
-    @property
-    def started(self) -> bool:
-        return self._start is not None
-
     def _start_message(self, status: str, headers: List[Header]) -> Message:
         assert self._start is not None
         message: Message = {"type": "http.response.start", "status": int(status[:3]), "headers": _to_bytes(headers)}
@@ -188,11 +184,14 @@ class _Response:
             self._state = self.PASSED
         await self._send({"type": "http.response.body", "body": body, "more_body": more})
 
+    @property
+    def unfinished(self) -> bool:
+        """The app started a response and returned before its body ended."""
+        return self._start is not None and self._state < self.DONE
+
     async def finish(self) -> None:
         """After the app returned: a response it left unfinished is finished
         with what it sent (a held start with no body: an empty one)."""
-        if self._start is None or self._state in (self.DONE, self.PASSED):
-            return
         if self._state == self.STREAM:
             await self._stream(b"", False)
         else:
@@ -267,6 +266,7 @@ class ASGIMiddleware(Configured):
         response = _Response(self._core, settings, request, head, send)
         try:
             await self.app(app_scope, receive, response.send)
-            await response.finish()
+            if response.unfinished:
+                await response.finish()
         finally:
             response.close()

@@ -361,3 +361,21 @@ def test_config_and_errors_are_the_wsgi_middlewares(make_asgi: Any) -> None:
         asgi_call(mw, headers={"Accept-Encoding": "gzip"})
     with pytest.raises(TypeError, match="ASGIMiddleware needs an ASGI application"):
         ASGIMiddleware(None)  # type: ignore[arg-type]
+
+
+def test_an_app_that_returns_before_its_body_ends(make_asgi: Any) -> None:
+    """The response is finished with what the app sent, as ASGI requires of a complete answer."""
+    body = make_body("text", 5000)
+
+    async def start_only(the_scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+
+    async def unended_stream(the_scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    r = asgi_call(make_asgi(start_only, {"GZIP": True}), headers={"Accept-Encoding": "gzip"})
+    assert (r.status, r.get("content-length"), r.body) == (200, "0", b"") and r.ended()
+    r = asgi_call(make_asgi(unended_stream, {"GZIP": True}), headers={"Accept-Encoding": "zstd"})
+    assert r.get("content-encoding") == "zstd" and r.ended()
+    assert decode("zstd", r.body) == body
