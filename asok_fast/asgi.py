@@ -39,7 +39,11 @@ _REQUEST_METHOD = b"access-control-request-method"
 _PRIVATE_NETWORK = b"access-control-request-private-network"
 _WANTED = frozenset((_ORIGIN, _ACCEPT_ENCODING, _IF_NONE_MATCH, _IF_MODIFIED_SINCE, _REQUEST_METHOD, _PRIVATE_NETWORK))
 
-_END = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def _end() -> Message:
+    """A body message that ends the response (a fresh dict: a server may keep it)."""
+    return {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 def _request_headers(raw: Any) -> Dict[bytes, str]:
@@ -166,7 +170,7 @@ class _Response:
         if mode == STREAM_EMPTY or self._head:
             self._state = self.DONE
             await self._send(self._start_message(status, headers))
-            await self._send(_END)
+            await self._send(_end())
             return
         if mode == STREAM_COMPRESS:
             self._encoder = core.open_stream(self._settings, coding)
@@ -219,7 +223,7 @@ class _HeadAsIs:
             await self._send(message)
         elif not self._ended and kind in ("http.response.body", "http.response.pathsend", "http.response.zerocopysend"):
             self._ended = True
-            await self._send(_END)
+            await self._send(_end())
         elif kind not in ("http.response.body", "http.response.pathsend", "http.response.zerocopysend", "http.response.trailers"):
             await self._send(message)
 
@@ -257,7 +261,7 @@ class ASGIMiddleware(Configured):
         if method == "OPTIONS" and settings.cors and _REQUEST_METHOD in fields and _ORIGIN in fields:
             headers = self._core.preflight(settings, get(_ORIGIN), get(_PRIVATE_NETWORK))
             await send({"type": "http.response.start", "status": 204, "headers": _to_bytes(headers)})
-            await send(_END)
+            await send(_end())
             return
         request: Request = (method, get(_ORIGIN), get(_ACCEPT_ENCODING), get(_IF_NONE_MATCH), get(_IF_MODIFIED_SINCE))
         head = method == "HEAD"
