@@ -79,6 +79,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 py: Any = None
 cc: Any = None
 ResponseMiddleware: Any = None
+ASGIMiddleware: Any = None
 build_settings: Any = None
 initial_values: Any = None
 KEYS: frozenset = frozenset()
@@ -97,7 +98,7 @@ def load() -> None:
     (``ASOK_FAST_NO_EXTENSIONS`` set): there is then nothing to compare.
     """
     global py, cc, ResponseMiddleware, build_settings, initial_values, KEYS, CORS_ANY, CORS_LIST, STREAM_COMPRESS
-    global CODINGS, _zstd, _brotli
+    global CODINGS, _zstd, _brotli, ASGIMiddleware
     if py is not None:
         return
     import brotli
@@ -107,6 +108,7 @@ def load() -> None:
     except ImportError:
         from backports import zstd  # type: ignore[import-not-found,no-redef]
     from asok_fast import _config, _core, _core_py, _shared
+    from asok_fast.asgi import ASGIMiddleware as _AM
     from asok_fast.middleware import ResponseMiddleware as _RM
 
     cc, why = _core.find_compiled()
@@ -117,6 +119,7 @@ def load() -> None:
     CODINGS = _shared.CODINGS
     _zstd, _brotli = zstd, brotli
     ResponseMiddleware = _RM
+    ASGIMiddleware = _AM
     build_settings = _config.build_settings
     initial_values = _config.initial_values
     KEYS = _config.KEYS
@@ -237,6 +240,9 @@ REGEXES = [None, r"https://[a-z]+\.regex\.example", r"https?://localhost(:\d+)?"
 LEVELS = [1, 6, 9, 6, 1, 9, 0, 10, -1]
 MIN_SIZES = [0, 1, 20, 500, 0, 1 << 40]
 BUFFER_MAXES = [4 * 1024 * 1024, 0, 10, 100, 1 << 20]
+# COMPRESS_CACHE_SIZE by the case's byte: 0 keeps the default (8 MiB), then off,
+# 1 MiB, and 4 KiB (most compressed bodies do not fit: refused, or evicting).
+CACHE_SIZES = [None, 0, 1 << 20, 4096]
 BODY_PIECES = [b"a" * 64, b"<p>hello</p>", b"\x00" * 32, b"", b"\x1f\x8b", b"{\"k\": [1, 2, 3]}", bytes(range(256))]
 
 
@@ -479,6 +485,15 @@ class Case:
         self.parser_value = inp.text(inp.pick([AE_PIECES, INM_PIECES, CT_PIECES, ORIGIN_PIECES]))
         self.parser_value = _fill(self.parser_value, self.tags)
         decode_codings(inp, self.config)
+        # Read last, so that every older seed keeps its case (a read past the
+        # end is 0): the cache size, how often the same middleware answers the
+        # request (3 times: the second admits the body, the third is a hit),
+        # and the ASGI translation's form (see ``asgi_app``).
+        cache = inp.below(4)
+        if cache:
+            self.config["COMPRESS_CACHE_SIZE"] = CACHE_SIZES[cache]
+        self.repeat = 3 if inp.below(2) == 0 else 1
+        self.asgi_form = inp.byte()
 
     @property
     def request(self) -> Tuple[Any, ...]:
@@ -487,7 +502,7 @@ class Case:
         return (get("REQUEST_METHOD"), get("HTTP_ORIGIN"), get("HTTP_ACCEPT_ENCODING"), get("HTTP_IF_NONE_MATCH"), get("HTTP_IF_MODIFIED_SINCE"))
 
     def describe(self) -> str:
-        lines = [f"mode={self.mode} kind={self.kind} cut={self.cut} limit={self.limit} may_compress={self.may_compress}"]
+        lines = [f"mode={self.mode} kind={self.kind} cut={self.cut} limit={self.limit} may_compress={self.may_compress} repeat={self.repeat} asgi_form={self.asgi_form}"]
         lines.append(f"config={self.config!r}")
         lines.append("environ=" + repr({k: v for k, v in self.environ.items() if k.startswith("HTTP_") or k == "REQUEST_METHOD"}))
         lines.append(f"status={self.status!r}")
@@ -1247,6 +1262,289 @@ def check_middleware(case: Case, settings: Any) -> None:
             raise Finding(f"middleware: {coding} body does not decode to the app's\n{case.describe()}")
 
 
+# --- the ASGI plumbing: the same case through ASGIMiddleware ---------------------------------------
+#
+# Every middleware case (modes 4-7, and every bad config) also runs through
+# ``ASGIMiddleware`` on both cores, translated as an ASGI server and app would
+# carry it, and the ASGI answer must equal the WSGI answer of the same core:
+# the status code, the header list (names compared case-insensitively, values
+# and order exactly), the body bytes, whether the body was completed and, for
+# a response left unfinished, the app's exception.  The same two middlewares
+# answer ``case.repeat`` times (with the cache on, the third answer is a cache
+# hit), and every answer must be the first one (padding masked).
+#
+# The translation: request headers as lower-case latin-1 byte names and values
+# (with ``asgi_form`` bit 3, a value "a, b" arrives as two headers, which the
+# ASGI plumbing joins as a WSGI server does); the app's status as its int code,
+# its headers as latin-1 bytes (bit 2: names lower-cased); a body WSGI buffers
+# (a list, tuple, ``write()`` + list) as one message (bit 0: ``more_body``
+# absent, else false); a streamed one (generators, lazy ``start_response``,
+# ``write()`` + generator) as one ``more_body`` message per chunk, ended by an
+# empty message (bit 1: by the last chunk, where there are two or more; a
+# single message that ends the body would make it finite, a different case),
+# with the declared ``Content-Length`` kept; the app failing before or after
+# its start or at its second chunk as the ASGI app raising there.
+#
+# Left out, because ASGI cannot carry them (or has no counterpart):
+# * a request or response header, or a status line, that is not latin-1 text
+#   (an ASGI message holds bytes: a server could not have decoded it so);
+# * a status line the middleware does not parse (``"2000 OK"``, ``"200\tOK"``,
+#   bytes...): ASGI carries an int code, which always parses;
+# * a header entry that is not a (str, str) pair, a chunk that is not bytes
+#   (``err-yield-str``, ``err-list-str``): PEP 3333 type errors of the WSGI app;
+# * ``wsgi.file_wrapper`` (the ASGI counterpart, ``pathsend``, needs a file on
+#   disk), ``close()`` failing, ``exc_info``: WSGI-only;
+# * a server that stops reading early (``case.limit``): both are read to the end.
+
+ASGI_BUFFERED = ("list", "tuple", "chunks", "closing-list", "write")
+ASGI_STREAMED = ("gen", "gen-lazy", "gen-lazy-empty", "write-gen", "gen-cl", "err-gen-mid", "err-gen-cl-mid")
+ASGI_KINDS = ASGI_BUFFERED + ASGI_STREAMED + ("err-before-start", "err-after-start")
+
+
+def _latin1(value: Any) -> bool:
+    if type(value) is not str:
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def asgi_carries(case: Case) -> bool:
+    """Whether ASGI can carry this case (see the list above)."""
+    if case.kind not in ASGI_KINDS or not parsed_status(case.status) or not _latin1(case.status):
+        return False
+    if not _latin1(case.environ.get("REQUEST_METHOD")):
+        return False
+    if not all(_latin1(v) for k, v in case.environ.items() if k.startswith("HTTP_")):
+        return False
+    return all(type(h) is tuple and len(h) == 2 and _latin1(h[0]) and _latin1(h[1]) for h in case.headers)
+
+
+def asgi_scope(case: Case) -> Dict[str, Any]:
+    split = bool(case.asgi_form & 8)
+    raw: List[Tuple[bytes, bytes]] = []
+    for key, value in case.environ.items():
+        if not key.startswith("HTTP_"):
+            continue
+        name = key[5:].lower().replace("_", "-").encode("latin-1")
+        if split and ", " in value:
+            first, rest = value.split(", ", 1)
+            raw.append((name, first.encode("latin-1")))
+            raw.append((b"x-between", b"1"))  # another header in between: still joined
+            raw.append((name, rest.encode("latin-1")))
+        else:
+            raw.append((name, value.encode("latin-1")))
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": case.environ["REQUEST_METHOD"], "scheme": "http", "path": "/fuzz", "raw_path": b"/fuzz",
+        "query_string": b"", "root_path": "", "headers": raw, "client": ("127.0.0.1", 50000), "server": ("fuzz", 80),
+    }
+
+
+def asgi_app(case: Case) -> Callable[..., Any]:
+    """The ASGI app answering as ``make_app(case)`` does (the translation above)."""
+    kind = case.kind
+    form = case.asgi_form
+    body = case.body
+    names_lower = bool(form & 4)
+    headers = list(case.headers)
+    if kind in ("gen-cl", "err-gen-cl-mid"):
+        headers.append(("Content-Length", str(len(body))))
+    raw = [((n.lower() if names_lower else n).encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    code = int(case.status[:3])
+    chunks = parts(body, case.cut)
+    if kind in ("tuple", "chunks", "closing-list"):
+        whole = b"".join(chunks)
+    elif kind == "write":
+        whole = body[: len(body) // 2] + body[len(body) // 2:]
+    else:
+        whole = body
+    if kind == "gen-lazy-empty":
+        chunks = []
+    elif kind == "write-gen":
+        chunks = [body[: len(body) // 3], b"", body[len(body) // 3:]]
+    fail_at = 1 if kind in ("err-gen-mid", "err-gen-cl-mid") else -1
+
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if kind == "err-before-start":
+            raise AppError("failed before start_response")
+        await send({"type": "http.response.start", "status": code, "headers": list(raw)})
+        if kind == "err-after-start":
+            raise AppError("failed after start_response")
+        if kind in ASGI_BUFFERED:
+            message: Dict[str, Any] = {"type": "http.response.body", "body": whole}
+            if form & 1:
+                message["more_body"] = False
+            await send(message)
+            return
+        last_ends = bool(form & 2) and len(chunks) >= 2 and fail_at < 0
+        for index in range(len(chunks) + 1):
+            if index == fail_at:  # AppIterable's order: the failure first, then the end
+                raise AppError(f"app failed at chunk {index}")
+            if index == len(chunks):
+                break
+            more = not (last_ends and index == len(chunks) - 1)
+            await send({"type": "http.response.body", "body": chunks[index], "more_body": more})
+        if not last_ends:
+            if not chunks:  # an empty stream: it says more is coming, then ends
+                await send({"type": "http.response.body", "body": b"", "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+Answer = Tuple[Any, ...]
+
+
+def _answer(case: Case, settings: Any, start: Optional[Tuple[int, List[Tuple[str, str]]]], body: bytes, complete: bool, exc: Any) -> Answer:
+    """What a client sees, comparable across the interfaces: the code, the
+    headers (lower-case names, in order), the body, whether it was completed,
+    and the app's error when it was not.  With the padding on, a body the
+    middleware compressed is decoded and ``Content-Length`` masked."""
+    if start is None or (not complete and not body):
+        # A start with no body byte before the app failed: a WSGI server sends
+        # no header before the first body byte (PEP 3333), while an ASGI start
+        # (passed on as is with every feature off) may be on its way: what the
+        # client gets is the server's error either way.
+        return (None, None, body, complete, None if complete else exc)
+    code, headers = start
+    headers = [(n.lower(), v) for n, v in headers]
+    if settings is not None and settings.padding:
+        coding = _known_coding(_header_value(headers, "content-encoding"))
+        if coding is not None and body:  # (the app's own encoded bytes do not decode: compared as they are)
+            try:
+                body = decode(coding, body) if complete else Decoder(coding).feed(body)
+            except Exception:
+                pass  # the same bytes either way: compared as they are
+        headers = [(n, "<padded>" if n == "content-length" else v) for n, v in headers]
+    return (code, headers, body, complete, None if complete else exc)
+
+
+def wsgi_answer(mw: Any, case: Case, settings: Any) -> Answer:
+    """One request through the WSGI middleware ``mw``, read to the end and closed."""
+    started: List[Any] = []
+    chunks: List[bytes] = []
+
+    def start_response(status: Any, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        started.append((status, headers))
+        return chunks.append  # the server's write(): what an app passed through writes goes out first
+
+    environ = dict(case.environ)
+    environ["wsgi.input"] = io.BytesIO(b"")
+    complete, exc = False, None
+    try:
+        result = mw(environ, start_response)
+        try:
+            for chunk in result:
+                chunks.append(chunk)
+            complete = True
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+    except AppError as error:
+        exc = exc_key(error)
+    start = None
+    if started:
+        status, headers = started[-1]
+        start = (int(status[:3]), list(headers))
+    return _answer(case, settings, start, b"".join(chunks), complete, exc)
+
+
+def asgi_answer(mw: Any, case: Case, settings: Any) -> Answer:
+    """One request through the ASGI middleware ``mw``; the ASGI protocol checked on the way."""
+    messages: List[Dict[str, Any]] = []
+
+    async def receive() -> Dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Dict[str, Any]) -> None:
+        messages.append(dict(message))
+
+    # Nothing here waits on anything (the app and the server's send never
+    # suspend): the coroutine runs to its end in one step, no event loop needed.
+    coroutine = mw(asgi_scope(case), receive, send)
+    exc = None
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        pass
+    except AppError as error:
+        exc = exc_key(error)
+    except Exception as error:
+        raise Finding(f"ASGI: the middleware raised {error!r}\n{case.describe()}") from error
+    else:
+        coroutine.close()
+        raise Finding(f"ASGI: the middleware suspended with nothing to wait for\n{case.describe()}")
+    start = None
+    body = b""
+    complete = False
+    head = case.environ["REQUEST_METHOD"] == "HEAD"
+    for index, message in enumerate(messages):
+        kind = message.get("type")
+        if complete:
+            raise Finding(f"ASGI: {kind} after the body's end: {messages!r:.2000}\n{case.describe()}")
+        if kind == "http.response.start":
+            if start is not None or index != 0:
+                raise Finding(f"ASGI: http.response.start not first or twice: {messages!r:.2000}\n{case.describe()}")
+            raw = message["headers"]
+            if not all(type(n) is bytes and type(v) is bytes for n, v in raw) or type(message["status"]) is not int:
+                raise Finding(f"ASGI: a start message of the wrong types: {message!r:.2000}\n{case.describe()}")
+            if settings is not None and settings.active and any(n != n.lower() for n, _ in raw):
+                raise Finding(f"ASGI: header names not lower-cased: {raw!r:.2000}\n{case.describe()}")
+            start = (message["status"], [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw])
+        elif kind == "http.response.body":
+            if start is None:
+                raise Finding(f"ASGI: a body before the start: {messages!r:.2000}\n{case.describe()}")
+            chunk = message.get("body", b"")
+            if type(chunk) is not bytes:
+                raise Finding(f"ASGI: a body of type {type(chunk).__name__}\n{case.describe()}")
+            if head and chunk:
+                raise Finding(f"ASGI: {len(chunk)} body bytes for HEAD\n{case.describe()}")
+            body += chunk
+            complete = not message.get("more_body", False)
+        else:
+            raise Finding(f"ASGI: an unexpected message {message!r:.500}\n{case.describe()}")
+    return _answer(case, settings, start, body, complete, exc)
+
+
+def check_asgi(case: Case, settings: Any) -> None:
+    """The ASGI answer equals the WSGI answer, on both cores, call after call."""
+    for core in (py, cc):
+        try:
+            wsgi_mw = ResponseMiddleware(make_app(case, []), case.config, _core_module=core)
+        except (ValueError, TypeError) as exc:
+            try:
+                ASGIMiddleware(asgi_app(case) if asgi_carries(case) else _no_app, case.config, _core_module=core)
+            except (ValueError, TypeError) as asgi_exc:
+                same("ASGI construction", exc_key(exc), exc_key(asgi_exc), case)
+                continue
+            raise Finding(f"ASGI: the config {case.config!r} is accepted, WSGI refused it ({exc!r})")
+        if not asgi_carries(case):
+            return
+        asgi_mw = ASGIMiddleware(asgi_app(case), case.config, _core_module=core)
+        first = None
+        for turn in range(case.repeat):
+            wsgi = wsgi_answer(wsgi_mw, case, settings)
+            asgi = asgi_answer(asgi_mw, case, settings)
+            if asgi != wsgi:
+                raise Finding(
+                    f"ASGI and WSGI answers differ ({'compiled' if core is cc else 'python'} core, call {turn + 1})\n"
+                    f"{case.describe()}\n  wsgi: {wsgi!r:.3000}\n  asgi: {asgi!r:.3000}"
+                )
+            if first is None:
+                first = wsgi
+            elif wsgi != first:
+                raise Finding(f"call {turn + 1} (cache {case.config.get('COMPRESS_CACHE_SIZE', 'default')}) differs from the first\n"
+                              f"{case.describe()}\n  first: {first!r:.3000}\n  now:   {wsgi!r:.3000}")
+
+
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("never called: construction fails")
+
+
 def check(data: bytes) -> None:
     """The fuzz target: one input through both twins; raises Finding on a bug."""
     load()
@@ -1263,6 +1561,7 @@ def _check(data: bytes) -> None:
         check_parsers(case, settings)
     elif settings is None:
         check_middleware(case, settings)  # construction must raise the same error
+        check_asgi(case, settings)
     elif case.mode == 1:
         check_respond(case, settings)
     elif case.mode == 2:
@@ -1271,6 +1570,7 @@ def _check(data: bytes) -> None:
         check_preflight(case, settings)
     else:
         check_middleware(case, settings)
+        check_asgi(case, settings)
 
 
 TestOneInput = check

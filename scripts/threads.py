@@ -2,7 +2,7 @@
 """Threads: 16 threads of mixed requests through ONE middleware while a 17th changes its config.
 
     python scripts/threads.py [--threads 16] [--requests 10000] [--core both|compiled|python]
-                              [--waitress] [--timeout 900]
+                              [--waitress | --asgi] [--timeout 900]
 
 In-process (default): ``--threads`` worker threads each make ``--requests``
 requests, drawn from a mixed set (buffered JSON and HTML with CORS, zstd, br
@@ -33,6 +33,20 @@ aside (waitress also sorts and title-cases header names: the rest is compared
 as a sorted list of lower-case names and values), and the body bytes must be
 the reference's exactly.
 
+The compressed-body cache is on (``COMPRESS_CACHE_SIZE`` 256 KiB in A and B,
+kept across their switches): the fixed bodies repeat, so most buffered
+answers are cache hits, and one request in three asks for one of 300
+distinct 4-24 KiB pages (``/distinct/<n>``), which are admitted on their
+second appearance and, at about 1.2 MB compressed in all, keep the cache
+evicting while 16 threads read and fill it.
+
+``--asgi``: many concurrent tasks (``--threads`` x 4) on one asyncio event
+loop, against ONE ``ASGIMiddleware`` (config A, padding off) over an ASGI
+app answering as the WSGI one does: streams are ``more_body`` messages with
+a yield to the loop between them, so the tasks' streams interleave.  Every
+answer (status code, header list, body) must equal the one the same request
+got sequentially from a fresh ``ASGIMiddleware`` beforehand.
+
 A watchdog turns a deadlock into a failure: after ``--timeout`` seconds the
 stacks of all threads are printed and the script exits 3.  Exit 1 on any
 mismatch, 0 when every response matched a reference.
@@ -41,6 +55,7 @@ mismatch, 0 when every response matched a reference.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import faulthandler
 import gzip
 import hashlib
@@ -56,7 +71,7 @@ from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 import brotli
 
-from asok_fast import ResponseMiddleware, _core, _core_py
+from asok_fast import ASGIMiddleware, ResponseMiddleware, _core, _core_py
 
 try:  # Python 3.14
     from compression import zstd  # type: ignore[import-not-found]
@@ -71,12 +86,14 @@ CONFIG_A: Dict[str, Any] = {
     "CORS_EXPOSE_HEADERS": None, "CORS_MAX_AGE": 86400, "CORS_ALLOW_PRIVATE_NETWORK": False,
     "GZIP": True, "GZIP_LEVEL": 6, "GZIP_MIN_SIZE": 500, "ETAG": True, "GZIP_TYPES": None,
     "COMPRESS_CODINGS": ("zstd", "br", "gzip"), "ZSTD_LEVEL": 3, "BROTLI_LEVEL": 4, "COMPRESS_RANDOM_PADDING": False,
+    "COMPRESS_CACHE_SIZE": 256 * 1024,
 }
 CONFIG_B: Dict[str, Any] = {
     "CORS_ORIGINS": "*", "CORS_ORIGIN_REGEX": None, "CORS_ALLOW_CREDENTIALS": False,
     "CORS_EXPOSE_HEADERS": "ETag, Content-Encoding", "CORS_MAX_AGE": 600, "CORS_ALLOW_PRIVATE_NETWORK": True,
     "GZIP": True, "GZIP_LEVEL": 1, "GZIP_MIN_SIZE": 50, "ETAG": True, "GZIP_TYPES": ["image/png"],
     "COMPRESS_CODINGS": ["br", "gzip", "zstd"], "ZSTD_LEVEL": 1, "BROTLI_LEVEL": 2, "COMPRESS_RANDOM_PADDING": False,
+    "COMPRESS_CACHE_SIZE": 256 * 1024,
 }
 # The second middleware (paths under /padded/): A with the random padding on.
 CONFIG_PADDED: Dict[str, Any] = {**CONFIG_A, "COMPRESS_RANDOM_PADDING": True}
@@ -91,8 +108,23 @@ HTML_TAG = '"%s-gzip"' % hashlib.md5(HTML).hexdigest()
 JSON_ZSTD_TAG = 'W/"%s-zstd"' % hashlib.md5(JSON).hexdigest()
 
 
+_TEXT = b" ".join(b"<li>item %d: widget %d</li>" % (i, (i * 40503) % 9973) for i in range(4000))[: 64 * 1024]
+DISTINCT_PAGES = 300
+
+
+def distinct_body(n: int) -> bytes:
+    """Page ``n``: 4 to 24 KiB, unlike every other page."""
+    size = 4096 + (n * 7919) % (20 * 1024)
+    at = (n * 1237) % (len(_TEXT) - size)
+    return (b"<!doctype html><title>page %d</title>" % n + _TEXT[at:at + size])[:size]
+
+
 def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
+    if path.startswith("/distinct/"):
+        body = distinct_body(int(path[len("/distinct/"):]))
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [body]
     if path == "/api":
         start_response("200 OK", [("Content-Type", "application/json")])
         return [JSON]
@@ -165,6 +197,15 @@ REQUESTS: List[Tuple[str, str, str, Dict[str, str]]] = [
     ("preflight-refused", "OPTIONS", "/api", {"Origin": "https://evil.example", "Access-Control-Request-Method": "PUT"}),
     ("post", "POST", "/api", {**GZ, "Origin": O1}),
 ]
+
+# The distinct pages, asked (one request in three) at random: repeats are hits, the rest evicts.
+DISTINCT = [(f"distinct-{n}", "GET", f"/distinct/{n}", BROWSER) for n in range(DISTINCT_PAGES)]
+
+
+def draw(rng: random.Random) -> Tuple[str, str, str, Dict[str, str]]:
+    if rng.randrange(3) == 0:
+        return DISTINCT[rng.randrange(len(DISTINCT))]
+    return REQUESTS[rng.randrange(len(REQUESTS))]
 
 
 def environ(method: str, path: str, headers: Dict[str, str]) -> Dict[str, Any]:
@@ -257,7 +298,7 @@ def references(core: Any) -> Dict[str, Dict[str, Response]]:
     refs: Dict[str, Dict[str, Response]] = {}
     for name, config in (("A", CONFIG_A), ("B", CONFIG_B)):
         front, _ = make_front(core, config)
-        refs[name] = {label: one(front, method, path, headers) for label, method, path, headers in REQUESTS}
+        refs[name] = {label: one(front, method, path, headers) for label, method, path, headers in REQUESTS + DISTINCT}
     differ = [label for label, *_ in REQUESTS if refs["A"][label] == refs["B"][label] and not padded_label(label)]
     # Every request but the refused preflight (204 + Vary only in A, no Vary in B...) must tell A from B.
     assert not differ, f"A and B give the same answer to {differ}: a mix could go unseen"
@@ -343,7 +384,7 @@ def run_in_process(core: Any, threads: int, requests: int, timeout: float, seed:
     def worker(n: int) -> None:
         rng = random.Random(seed * 1000 + n)
         for _ in range(requests):
-            label, method, path, headers = REQUESTS[rng.randrange(len(REQUESTS))]
+            label, method, path, headers = draw(rng)
             try:
                 got: Any = one(front, method, path, headers)
                 if padded_label(label):
@@ -407,7 +448,7 @@ def run_waitress(core: Any, threads: int, requests: int, timeout: float, seed: i
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
             for _ in range(requests):
-                label, method, path, headers = REQUESTS[rng.randrange(len(REQUESTS))]
+                label, method, path, headers = draw(rng)
                 try:
                     conn.request(method, path, headers=headers)
                     response = conn.getresponse()
@@ -436,7 +477,111 @@ def run_waitress(core: Any, threads: int, requests: int, timeout: float, seed: i
     return _summary(core, f"waitress (threads={threads}, 127.0.0.1:{port})", threads, requests, tally, switcher.switches, elapsed)
 
 
-REQUESTS_BY_LABEL = {label: (method, path, headers) for label, method, path, headers in REQUESTS}
+# --- ASGI: concurrent tasks on one event loop ------------------------------------------------------
+
+
+def asgi_app(the_scope: Dict[str, Any], receive: Any, send: Any) -> Any:
+    """The ASGI twin of ``app``: a list body as one message, any other as one
+    ``more_body`` message per chunk with a yield to the loop after each."""
+
+    async def run() -> None:
+        env = environ(the_scope["method"], the_scope["path"], {})
+        captured: List[Any] = []
+        written: List[bytes] = []
+
+        def start_response(status: str, headers: List[Header], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured.append((status, headers))
+            return written.append
+
+        result = app(env, start_response)
+        status, headers = captured[-1]
+        await send({"type": "http.response.start", "status": int(status[:3]),
+                    "headers": [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]})
+        if isinstance(result, list) and not written:
+            await send({"type": "http.response.body", "body": b"".join(result), "more_body": False})
+            return
+        for chunk in written + list(result):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)  # the other tasks run: streams interleave
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return run()
+
+
+def asgi_scope(method: str, path: str, headers: Dict[str, str]) -> Dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers.items()],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }
+
+
+async def one_asgi(mw: Any, method: str, path: str, headers: Dict[str, str]) -> Any:
+    """(status, headers, body messages as (bytes, more_body)) of one request."""
+    messages: List[Any] = []
+
+    async def receive() -> Dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Dict[str, Any]) -> None:
+        messages.append(message)
+
+    await mw(asgi_scope(method, path, headers), receive, send)
+    start = [m for m in messages if m["type"] == "http.response.start"]
+    bodies = tuple((m.get("body", b""), bool(m.get("more_body", False))) for m in messages if m["type"] == "http.response.body")
+    return (start[0]["status"] if len(start) == 1 else None, tuple(start[0]["headers"]) if start else (), bodies)
+
+
+ASGI_REQUESTS = [r for r in REQUESTS if not padded_label(r[0]) and r[2] != "/write"] + DISTINCT
+
+
+def run_asgi(core: Any, tasks: int, requests: int, timeout: float, seed: int = 1) -> Dict[str, Any]:
+    config = dict(CONFIG_A)
+    loop = asyncio.new_event_loop()
+    try:
+        sequential = ASGIMiddleware(asgi_app, dict(config), _core_module=core)
+        refs = {label: loop.run_until_complete(one_asgi(sequential, method, path, headers)) for label, method, path, headers in ASGI_REQUESTS}
+        table = {"A": refs, "B": refs}
+        mw = ASGIMiddleware(asgi_app, dict(config), _core_module=core)
+        tally = Tally()
+        interleaved = [0]
+
+        async def worker(n: int) -> None:
+            rng = random.Random(seed * 1000 + n)
+            for _ in range(requests):
+                if rng.randrange(3) == 0:
+                    label, method, path, headers = DISTINCT[rng.randrange(len(DISTINCT))]
+                else:
+                    label, method, path, headers = ASGI_REQUESTS[rng.randrange(len(ASGI_REQUESTS) - len(DISTINCT))]
+                try:
+                    got = await one_asgi(mw, method, path, headers)
+                except Exception as exc:  # noqa: BLE001
+                    tally.error(label, exc)
+                    continue
+                tally.add(label, got, table)
+                if len(got[2]) > 1:
+                    interleaved[0] += 1
+                await asyncio.sleep(0)
+
+        async def everything() -> None:
+            await asyncio.wait_for(asyncio.gather(*(worker(n) for n in range(tasks))), timeout)
+
+        started = time.perf_counter()
+        try:
+            loop.run_until_complete(everything())
+        except asyncio.TimeoutError:
+            print(f"DEADLOCK? the ASGI tasks still run after {timeout:.0f}s", file=sys.stderr, flush=True)
+            os._exit(3)
+        elapsed = time.perf_counter() - started
+    finally:
+        loop.close()
+    cache = mw._state[1].cache
+    where = f"asgi ({tasks} tasks on one loop, {interleaved[0]} multi-message streams; cache {len(cache)} entries, {cache.held_bytes} B held)"
+    return _summary(core, where, tasks, requests, tally, 0, elapsed)
+
+
+REQUESTS_BY_LABEL = {label: (method, path, headers) for label, method, path, headers in REQUESTS + DISTINCT}
 
 
 def _summary(core: Any, where: str, threads: int, requests: int, tally: Tally, switches: int, elapsed: float) -> Dict[str, Any]:
@@ -464,6 +609,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--requests", type=int, default=10_000, help="per thread")
     parser.add_argument("--core", choices=["both", "compiled", "python"], default="both")
     parser.add_argument("--waitress", action="store_true", help="over real sockets through waitress")
+    parser.add_argument("--asgi", action="store_true", help="ASGIMiddleware: --threads x 4 concurrent tasks on one event loop")
     parser.add_argument("--timeout", type=float, default=900.0, help="deadlock watchdog, seconds per run")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
@@ -475,8 +621,11 @@ def main(argv: List[str]) -> int:
             print(f"--core {args.core} needs the compiled core ({why})", file=sys.stderr)
             return 2
         cores = [compiled, _core_py] if args.core == "both" else [compiled]
-    runner = run_waitress if args.waitress else run_in_process
-    results = [runner(core, args.threads, args.requests, args.timeout) for core in cores]
+    if args.asgi:
+        results = [run_asgi(core, args.threads * 4, args.requests, args.timeout) for core in cores]
+    else:
+        runner = run_waitress if args.waitress else run_in_process
+        results = [runner(core, args.threads, args.requests, args.timeout) for core in cores]
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

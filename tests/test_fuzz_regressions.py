@@ -49,6 +49,20 @@ without an output limit, while ``can_accept_more_data()`` says True, so an
 incremental decoder must call ``process(b"")`` until it gives nothing (the
 target's ``Decoder`` does).  The tests at the end check that the seeds reach
 every coding and that the oracle catches planted divergences.
+
+Issues 16 and 17 (the compressed-body cache, the ASGI twin): every middleware
+case also runs through ``ASGIMiddleware`` on both cores (translated as an ASGI
+server and app would carry it; what ASGI cannot carry is listed in the
+target), and the ASGI answer must equal the WSGI one; the same middlewares
+answer up to three times (the third a cache hit) at cache sizes of 8 MiB, 0,
+1 MiB and 4 KiB.  No divergence of the package was found.  The campaign
+stopped twice on the oracle's own mistakes, both now seeds
+(``asgi-write-passthrough-*``: with every feature off the WSGI app's
+``write()`` goes straight to the server, which the target's server dropped;
+``asgi-head-passthrough-fails-*``: an app failing after its start with no
+body byte, where a WSGI server sends no header (PEP 3333) but an ASGI start
+passed on as is may be on its way: the client gets the server's error
+either way, so such a start is not compared).
 """
 
 from __future__ import annotations
@@ -352,3 +366,51 @@ def test_fuzz_oracle_catches_a_stream_that_holds_its_bytes_back(fuzz_core: Any, 
 
     finding = _planted(fuzz_core, monkeypatch, open_stream=lambda settings, coding: Late(real(settings, coding)))
     assert "open_stream" in finding or "middleware" in finding
+
+
+# --- the ASGI plumbing and the cache (issues 16, 17) ---------------------------------------------
+
+
+@pytest.mark.compiled
+def test_fuzz_seed_corpus_reaches_the_asgi_plumbing(fuzz_core: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay compares ASGI with WSGI on buffered, streamed and failing
+    bodies, and answers the same request again with the cache on (a hit)."""
+    seen: List[Any] = []
+    answer = fuzz_core.asgi_answer
+
+    def spy(mw: Any, case: Any, settings: Any) -> Any:
+        got = answer(mw, case, settings)
+        seen.append((case.kind, case.repeat, got[3]))
+        return got
+
+    monkeypatch.setattr(fuzz_core, "asgi_answer", spy)
+    for seed in sorted((FUZZ_DIR / "corpus").iterdir()):
+        fuzz_core.check(seed.read_bytes())
+    kinds = {kind for kind, _, _ in seen}
+    assert {"list", "write"} <= kinds and kinds & {"gen", "gen-lazy", "gen-lazy-empty"}, kinds
+    assert any(not complete for _, _, complete in seen), "no failing app reached the ASGI comparison"
+    assert any(repeat == 3 for _, repeat, _ in seen), "no request answered again (cache hits)"
+
+
+@pytest.mark.compiled
+def test_fuzz_oracle_catches_an_asgi_divergence(fuzz_core: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted ASGI bug (the stream's last message loses the coding's end) is caught by the seeds."""
+    from asok_fast import asgi
+
+    real = asgi._Response._stream
+
+    async def lossy(self: Any, body: bytes, more: bool) -> None:
+        if not more and self._encoder is not None:
+            self._encoder = None  # the coding's end never sent
+        await real(self, body, more)
+
+    monkeypatch.setattr(asgi._Response, "_stream", lossy)
+    caught = None
+    for seed in sorted((FUZZ_DIR / "corpus").iterdir()):
+        try:
+            fuzz_core.check(seed.read_bytes())
+        except fuzz_core.Finding as exc:
+            caught = str(exc)
+            break
+    assert caught is not None and "ASGI and WSGI answers differ" in caught, caught
+
