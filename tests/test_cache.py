@@ -19,7 +19,7 @@ import pytest
 from isal import isal_zlib
 
 from asok_fast import _codecs
-from asok_fast._cache import BodyCache
+from asok_fast._cache import ENTRY_OVERHEAD, BodyCache
 from wsgi_helpers import HTML, Server, call, consume, decode, environ, gzip_reference, make_app, wsgi_app, zstd_reference
 
 ON = {"GZIP": True}
@@ -101,7 +101,7 @@ def test_a_body_is_admitted_on_its_second_appearance(make_mw: Any, encodes: List
     call(mw, headers={"Accept-Encoding": "zstd"})
     assert (len(encodes), len(cache), cache.held_bytes) == (1, 0, 0)  # seen once: remembered, not held
     second = call(mw, headers={"Accept-Encoding": "zstd"})
-    assert (len(encodes), len(cache), cache.held_bytes) == (2, 1, len(second.body))
+    assert (len(encodes), len(cache), cache.held_bytes) == (2, 1, ENTRY_OVERHEAD + len(second.body))
     for _ in range(5):
         assert call(mw, headers={"Accept-Encoding": "zstd"}).body == second.body
     assert len(encodes) == 2
@@ -141,13 +141,13 @@ def test_held_bytes_never_exceed_the_size_and_eviction_is_lru(make_mw: Any) -> N
     assert 0 < cache.held_bytes <= size
     # The most recent bodies are the ones held.
     assert len(cache) >= 1
-    assert sum(sizes[n] for n in range(60 - len(cache), 60)) == cache.held_bytes
+    assert sum(ENTRY_OVERHEAD + sizes[n] for n in range(60 - len(cache), 60)) == cache.held_bytes
 
 
 def test_recently_used_entries_survive_eviction(make_mw: Any, encodes: List[str]) -> None:
     current: List[bytes] = [b""]
     app = wsgi_app(lambda: [current[0]])
-    one = len(gzip_reference(page(0, 30_000)))
+    one = ENTRY_OVERHEAD + len(gzip_reference(page(0, 30_000)))
     mw = make_mw(app, {**ON, "COMPRESS_CACHE_SIZE": one * 3 + one // 2})  # room for three
     for n in (0, 1, 2):
         current[0] = page(n, 30_000)
