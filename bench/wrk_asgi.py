@@ -27,18 +27,13 @@ and the ``bench`` extra.  wrk_e2e.py's helpers run wrk and read /proc.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,62 +55,24 @@ CLAIMS = {
 TARGET = 0.9  # starlette+asok_fast / starlette (issue 17)
 
 
-class Server:
+class Server(wrk_e2e.Server):
     """One uvicorn process (one worker: it serves itself), stopped by its pid."""
 
-    def __init__(self, app: str, port: int, log_dir: str) -> None:
-        self.app = app
-        self.port = port
-        self.log_path = os.path.join(log_dir, f"uvicorn-{app.replace('+', '_')}.log")
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ, **{ast.APP_ENV: app})
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn",
-                "--factory", "asok_fast.benchmarks.asgi_stacks:env_app",
-                "--host", "127.0.0.1",
-                "--port", str(port),
-                "--workers", "1",
-                "--log-level", "warning",
-                "--no-access-log",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    name = "uvicorn"
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"uvicorn for {self.app} exited ({self.proc.returncode}); log: {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    pass
-                if self.get(wl.by_id("W1")).status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"uvicorn for {self.app} did not answer on port {self.port}; log: {self.log_path}")
+    def argv(self) -> List[str]:
+        return [
+            sys.executable, "-m", "uvicorn",
+            "--factory", "asok_fast.benchmarks.asgi_stacks:env_app",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+            "--log-level", "warning",
+            "--no-access-log",
+        ]
 
-    def get(self, workload: wl.Workload) -> st.Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(workload.method, workload.path, headers=wl.request_headers(workload))
-            answer = conn.getresponse()
-            return st.Response(answer.status, list(answer.getheaders()), answer.read())
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
+    def env(self) -> Optional[Dict[str, str]]:
+        return dict(os.environ, **{ast.APP_ENV: self.app})
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -81,33 +81,39 @@ def free_port() -> int:
 
 
 class Server:
-    """One gunicorn master (and its single sync worker), stopped by pid."""
+    """One server process on 127.0.0.1 serving a benchmark app, stopped by its pid.
+
+    This one is gunicorn (a master and its single sync worker); wrk_asgi.py's
+    subclass runs uvicorn instead."""
+
+    name = "gunicorn"
 
     def __init__(self, app: str, port: int, log_dir: str) -> None:
         self.app = app
         self.port = port
-        self.log_path = os.path.join(log_dir, f"gunicorn-{app.replace('+', '_')}.log")
+        self.log_path = os.path.join(log_dir, f"{self.name}-{app.replace('+', '_')}.log")
         self.log = open(self.log_path, "wb")
-        target = f'asok_fast.benchmarks.stacks:gunicorn_app("{app}")'
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "gunicorn",
-                "--workers", "1",
-                "--worker-class", "sync",
-                "--bind", f"127.0.0.1:{port}",
-                "--log-level", "warning",
-                "--backlog", "256",
-                target,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT, env=self.env())
+
+    def argv(self) -> List[str]:
+        return [
+            sys.executable, "-m", "gunicorn",
+            "--workers", "1",
+            "--worker-class", "sync",
+            "--bind", f"127.0.0.1:{self.port}",
+            "--log-level", "warning",
+            "--backlog", "256",
+            f'asok_fast.benchmarks.stacks:gunicorn_app("{self.app}")',
+        ]
+
+    def env(self) -> Optional[Dict[str, str]]:
+        return None  # the parent's
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn for {self.app} exited ({self.proc.returncode}); log: {self.log_path}")
+                raise RuntimeError(f"{self.name} for {self.app} exited ({self.proc.returncode}); log: {self.log_path}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     pass
@@ -115,7 +121,7 @@ class Server:
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"gunicorn for {self.app} did not answer on port {self.port}; log: {self.log_path}")
+        raise RuntimeError(f"{self.name} for {self.app} did not answer on port {self.port}; log: {self.log_path}")
 
     def get(self, workload: wl.Workload) -> st.Response:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -129,7 +135,7 @@ class Server:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)  # gunicorn's graceful stop, its worker with it
+            os.kill(self.proc.pid, signal.SIGTERM)  # a graceful stop (gunicorn's takes its worker with it)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
