@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import sys
-import tempfile
 from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -74,6 +72,9 @@ class Server(wrk_e2e.Server):
     def env(self) -> Optional[Dict[str, str]]:
         return dict(os.environ, **{ast.APP_ENV: self.app})
 
+    def worker(self) -> Optional[int]:
+        return self.proc.pid  # uvicorn with one worker serves in its own process
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
@@ -94,35 +95,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     workload = wl.by_id("W1")
     width = max([20] + [len(app) + 1 for app in apps])
-    log_dir = tempfile.mkdtemp(prefix="asok-fast-wrk-asgi-")
-    servers: Dict[str, Server] = {}
-    samples: Dict[str, List[Dict[str, float]]] = {app: [] for app in apps}
-    try:
-        for app in apps:
-            servers[app] = Server(app, wrk_e2e.free_port(), log_dir)
-        for app, server in servers.items():
-            server.wait_ready()
-            response = server.get(workload)
-            coding = ast.expected_coding(workload) if app.endswith("+asok_fast") else None
-            st.check(workload, response, CLAIMS[app], workload.body, bare=not CLAIMS[app], coding=coding)
-            if CLAIMS[app] == st.ALL_FEATURES and not response.header("ETag"):
-                raise st.CheckFailed(f"{app}: no ETag")
-            print(
-                f"{app:{width}} pid {server.proc.pid} port {server.port}: {response.status}, {len(response.body)} B, "
-                f"Content-Encoding {response.header('Content-Encoding') or '-'}, ETag {response.header('ETag') or '-'}",
-                file=sys.stderr,
-            )
-        rng = random.Random(args.seed)
-        for r in range(args.rounds):
-            order = list(apps)
-            rng.shuffle(order)
-            for app in order:
-                print(f"round {r + 1}/{args.rounds}: wrk {args.seconds:g}s on {app}", file=sys.stderr, flush=True)
-                samples[app].append(wrk_e2e.run_wrk(servers[app].port, args.seconds, args.connections, servers[app].proc.pid, "W1"))
-    finally:
-        for server in servers.values():
-            server.stop()
-        shutil.rmtree(log_dir, ignore_errors=True)
+
+    def check(app: str, response: st.Response) -> None:
+        coding = ast.expected_coding(workload) if app.endswith("+asok_fast") else None
+        st.check(workload, response, CLAIMS[app], workload.body, bare=not CLAIMS[app], coding=coding)
+        if CLAIMS[app] == st.ALL_FEATURES and not response.header("ETag"):
+            raise st.CheckFailed(f"{app}: no ETag")
+
+    samples = wrk_e2e.interleaved(Server, apps, workload, check, args, width)
 
     medians = {app: statistics.median(s["rps"] for s in samples[app]) for app in apps}
     print(f"W1 end to end (Accept-Encoding: {workload.accept_encoding}, allowed Origin): uvicorn 1 worker on 127.0.0.1, "

@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from asok_fast import IMPLEMENTATION, _core_py
 from asok_fast.benchmarks import stacks as st
@@ -108,6 +108,10 @@ class Server:
 
     def env(self) -> Optional[Dict[str, str]]:
         return None  # the parent's
+
+    def worker(self) -> Optional[int]:
+        """The pid whose CPU time is the server's work: gunicorn's single worker."""
+        return worker_pid(self.proc.pid)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -199,6 +203,48 @@ def run_wrk(port: int, seconds: float, connections: int, worker: Optional[int] =
     return result
 
 
+def interleaved(
+    server_cls: type,
+    apps: List[str],
+    workload: wl.Workload,
+    check: Callable[[str, st.Response], None],
+    args: argparse.Namespace,
+    width: int,
+) -> Dict[str, List[Dict[str, float]]]:
+    """Start one ``server_cls`` per app, ``check`` each one's answer to ``workload``,
+    then run wrk against them in ``args.rounds`` interleaved rounds (a seeded order
+    per round); every server is stopped by its pid, whatever happens."""
+    log_dir = tempfile.mkdtemp(prefix=f"asok-fast-wrk-{server_cls.name}-")
+    servers: Dict[str, Server] = {}
+    samples: Dict[str, List[Dict[str, float]]] = {app: [] for app in apps}
+    try:
+        for app in apps:
+            servers[app] = server_cls(app, free_port(), log_dir)
+        for app, server in servers.items():
+            server.wait_ready()
+            response = server.get(workload)
+            check(app, response)
+            print(
+                f"{app:{width}} pid {server.proc.pid} port {server.port}: {response.status}, "
+                f"{len(response.body)} B, Content-Encoding {response.header('Content-Encoding') or '-'}, "
+                f"ETag {response.header('ETag') or '-'}",
+                file=sys.stderr,
+            )
+        rng = random.Random(args.seed)
+        for r in range(args.rounds):
+            order = list(apps)
+            rng.shuffle(order)
+            for app in order:
+                print(f"round {r + 1}/{args.rounds}: wrk {args.seconds:g}s on {app}", file=sys.stderr, flush=True)
+                server = servers[app]
+                samples[app].append(run_wrk(server.port, args.seconds, args.connections, server.worker(), workload.id))
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return samples
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run (default 5)")
@@ -221,38 +267,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     width = max([16] + [len(app) + 1 for app in apps])
     core_name = IMPLEMENTATION  # the gunicorn workers inherit this environment, so select alike
-    log_dir = tempfile.mkdtemp(prefix="asok-fast-wrk-")
-    servers: Dict[str, Server] = {}
-    samples: Dict[str, List[Dict[str, float]]] = {app: [] for app in apps}
-    try:
-        for app in apps:
-            servers[app] = Server(app, free_port(), log_dir)
-        workload = wl.by_id(args.workload)
-        reference = None if workload.fresh is not None else workload.body
-        for app, server in servers.items():
-            server.wait_ready()
-            response = server.get(workload)
-            # Over HTTP the server adds Date, Server, Connection; the body is what counts.
-            coding = wl_coding(workload) if app.startswith("flask+asok_fast") else None
-            st.check(workload, response, CLAIMS[app], reference, bare=not CLAIMS[app], coding=coding)
-            print(
-                f"{app:{width}} pid {server.proc.pid} port {server.port}: {response.status}, "
-                f"{len(response.body)} B, Content-Encoding {response.header('Content-Encoding') or '-'}, "
-                f"ETag {response.header('ETag') or '-'}",
-                file=sys.stderr,
-            )
-        rng = random.Random(args.seed)
-        for r in range(args.rounds):
-            order = list(apps)
-            rng.shuffle(order)
-            for app in order:
-                print(f"round {r + 1}/{args.rounds}: wrk {args.seconds:g}s on {app}", file=sys.stderr, flush=True)
-                worker = worker_pid(servers[app].proc.pid)
-                samples[app].append(run_wrk(servers[app].port, args.seconds, args.connections, worker, args.workload))
-    finally:
-        for server in servers.values():
-            server.stop()
-        shutil.rmtree(log_dir, ignore_errors=True)
+    workload = wl.by_id(args.workload)
+    reference = None if workload.fresh is not None else workload.body
+
+    def check(app: str, response: st.Response) -> None:
+        # Over HTTP the server adds Date, Server, Connection; the body is what counts.
+        coding = wl_coding(workload) if app.startswith("flask+asok_fast") else None
+        st.check(workload, response, CLAIMS[app], reference, bare=not CLAIMS[app], coding=coding)
+
+    samples = interleaved(Server, apps, workload, check, args, width)
 
     medians = {app: statistics.median(s["rps"] for s in samples[app]) for app in apps}
     body = "a new body every request: cache misses" if workload.fresh is not None else "the same body every time: cache hits"
