@@ -708,18 +708,26 @@ def _serve_waitress(args: argparse.Namespace, wsgi: Any, middleware: Any, out: T
         out=out,
     )
 
+    try:
+        _until_stopped(server.run)
+    finally:
+        server.close()
+    return 0
+
+
+def _until_stopped(run: Callable[[], object]) -> None:
+    """Run a server until it returns, is interrupted (Ctrl-C) or gets SIGTERM (exit status 0)."""
+
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        server.run()
+        run()
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        server.close()
-    return 0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -763,18 +771,9 @@ def _serve_uvicorn(args: argparse.Namespace, asgi: Any, middleware: Any, out: Te
             out=out,
         )
 
-        def stop(signum: int, frame: Any) -> None:
-            raise SystemExit(0)
-
         # uvicorn takes SIGTERM and SIGINT while it runs, shuts down gracefully, then
-        # raises the signal again with the handlers it found: this one ends with status 0.
-        previous = signal.signal(signal.SIGTERM, stop)
-        try:
-            uvicorn.Server(config).run(sockets=[sock])
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        # raises the signal again with the handlers it found: ours ends with status 0.
+        _until_stopped(lambda: uvicorn.Server(config).run(sockets=[sock]))
     finally:
         sock.close()
     return 0
