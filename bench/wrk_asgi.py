@@ -119,14 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"(target >= {TARGET})")
     if base and "starlette+mw" in medians:
         print(f"  (Starlette's CORSMiddleware + GZipMiddleware keep {medians['starlette+mw'] / base:.3f}x)")
-    cpu = {app: [s["worker_cpu_us"] for s in samples[app] if "worker_cpu_us" in s] for app in apps}
-    if all(cpu.values()):
-        cpu_base = statistics.median(cpu["starlette"]) if "starlette" in cpu else None
-        print("server CPU time per request (user + system, median of rounds):")
-        for app in apps:
-            mine = statistics.median(cpu[app])
-            extra = f"  ({mine - cpu_base:+.1f} us over bare Starlette)" if cpu_base is not None and app != "starlette" else ""
-            print(f"  {app:{width}} {mine:8.1f} us{extra}")
+    wrk_e2e.print_cpu(samples, apps, "starlette", "bare Starlette", "server", width)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"core": IMPLEMENTATION, "workload": "W1", "connections": args.connections, "seconds": args.seconds,

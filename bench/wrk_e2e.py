@@ -203,6 +203,20 @@ def run_wrk(port: int, seconds: float, connections: int, worker: Optional[int] =
     return result
 
 
+def print_cpu(samples: Dict[str, List[Dict[str, float]]], apps: List[str], base: str, base_label: str, whose: str, width: int) -> None:
+    """The server's CPU time per request of each app (median of rounds), and its
+    difference from ``base``'s; nothing when a round could not read it."""
+    cpu = {app: [s["worker_cpu_us"] for s in samples[app] if "worker_cpu_us" in s] for app in apps}
+    if not all(cpu.values()):
+        return
+    cpu_base = statistics.median(cpu[base]) if base in cpu else None
+    print(f"{whose} CPU time per request (user + system, median of rounds):")
+    for app in apps:
+        mine = statistics.median(cpu[app])
+        extra = f"  ({mine - cpu_base:+.1f} us over {base_label})" if cpu_base is not None and app != base else ""
+        print(f"  {app:{width}} {mine:8.1f} us{extra}")
+
+
 def interleaved(
     server_cls: type,
     apps: List[str],
@@ -297,14 +311,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"issue 15's >= {EARLIER_TARGET}: {earlier})")
     if base and "flask+ext" in medians:
         print(f"  (Flask-Compress + Flask-CORS keep {medians['flask+ext'] / base:.2f}x)")
-    cpu = {app: [s["worker_cpu_us"] for s in samples[app] if "worker_cpu_us" in s] for app in apps}
-    if all(cpu.values()):
-        cpu_base = statistics.median(cpu["flask"]) if "flask" in cpu else None
-        print("worker CPU time per request (user + system, median of rounds):")
-        for app in apps:
-            mine = statistics.median(cpu[app])
-            extra = f"  ({mine - cpu_base:+.1f} us over bare Flask)" if cpu_base is not None and app != "flask" else ""
-            print(f"  {app:{width}} {mine:8.1f} us{extra}")
+    print_cpu(samples, apps, "flask", "bare Flask", "worker", width)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"core": core_name, "workload": args.workload, "connections": args.connections,
