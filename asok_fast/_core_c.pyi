@@ -1,14 +1,16 @@
 """Type stub of the compiled core: the same API as ``asok_fast._core_py``."""
 
-from typing import Any, FrozenSet, List, Optional, Tuple, Union
+from typing import Any, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 from ._config import Settings
-from ._shared import Header, Request
+from ._shared import Header, RawHeader, Request
 
 __all__ = [
     "GzipStream",
     "buffer_length",
     "compress",
+    "decode_pairs",
+    "encode_pairs",
     "gzip_compress",
     "is_compressible",
     "md5_hex",
@@ -17,6 +19,7 @@ __all__ = [
     "origin_allowed",
     "parse_if_none_match",
     "preflight",
+    "raw_request_fields",
     "respond",
     "respond_stream",
 ]
@@ -44,6 +47,9 @@ def respond_stream(
     settings: Settings, request: Request, status: str, headers: List[Header], may_compress: bool
 ) -> Tuple[str, List[Header], int, Optional[str]]: ...
 def buffer_length(headers: List[Header], buffer_max: int) -> int: ...
+def raw_request_fields(raw: Iterable[RawHeader]) -> Tuple[Optional[str], ...]: ...
+def decode_pairs(raw: Iterable[RawHeader]) -> List[Header]: ...
+def encode_pairs(headers: Iterable[Header]) -> List[RawHeader]: ...
 
 # Compiled only.
 def zlib_version() -> str: ...

@@ -16,13 +16,15 @@ The module is built from one file per concern, included below in order:
                     Content-Length)
   _c/decisions.pxi  the per-response decisions: preflight, respond,
                     respond_stream, origin_allowed
+  _c/pairs.pxi      byte-pair header lists (ASGI) to and from the core's
+                    str pairs
 
 C declarations live in _cdefs.pxd and _zlib.pxd, C code in _c/*.h.
 """
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.pythread cimport (
     WAIT_LOCK,
     PyThread_acquire_lock,
@@ -32,7 +34,7 @@ from cpython.pythread cimport (
     PyThread_type_lock,
 )
 from cpython.tuple cimport PyTuple_GET_SIZE
-from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_DecodeASCII, PyUnicode_GET_LENGTH
+from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_DecodeASCII, PyUnicode_DecodeLatin1, PyUnicode_GET_LENGTH
 from libc.limits cimport UINT_MAX
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
@@ -80,6 +82,7 @@ from asok_fast._shared import (
     COMPRESSIBLE_TYPES,
     NOT_IN_304,
     OWS,
+    RAW_REQUEST_NAMES,
     STAR,
     STREAM_EMPTY,
     STREAM_COMPRESS,
@@ -100,6 +103,8 @@ __all__ = [
     "GzipStream",
     "buffer_length",
     "compress",
+    "decode_pairs",
+    "encode_pairs",
     "gzip_compress",
     "is_compressible",
     "md5_hex",
@@ -108,6 +113,7 @@ __all__ = [
     "origin_allowed",
     "parse_if_none_match",
     "preflight",
+    "raw_request_fields",
     "respond",
     "respond_stream",
 ]
@@ -121,3 +127,4 @@ include "_c/digest.pxi"
 include "_c/codecs.pxi"
 include "_c/scan.pxi"
 include "_c/decisions.pxi"
+include "_c/pairs.pxi"

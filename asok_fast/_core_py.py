@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import zlib
 from hashlib import md5 as _md5
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._codecs import Encoders
 from ._config import CORS_ANY, CORS_LIST, CORS_OFF, Settings
@@ -47,7 +47,9 @@ from ._shared import (
     STREAM_COMPRESS,
     STREAM_PASS,
     TCHARS,
+    RAW_REQUEST_NAMES,
     Header,
+    RawHeader,
     Request,
     cache_control_has,
     check_level,
@@ -61,6 +63,8 @@ __all__ = [
     "GzipStream",
     "buffer_length",
     "compress",
+    "decode_pairs",
+    "encode_pairs",
     "gzip_compress",
     "is_compressible",
     "md5_hex",
@@ -69,6 +73,7 @@ __all__ = [
     "origin_allowed",
     "parse_if_none_match",
     "preflight",
+    "raw_request_fields",
     "respond",
     "respond_stream",
 ]
@@ -585,3 +590,59 @@ def buffer_length(headers: List[Header], buffer_max: int) -> int:
             seen_type = True
             event_stream = value.partition(";")[0].strip(OWS).lower() == "text/event-stream"
     return -1 if event_stream or length > buffer_max else length
+
+
+# --- byte-pair header lists (ASGI) ---------------------------------------------------
+#
+# An ASGI server gives and takes headers as (name, value) byte strings; the
+# core reads and writes str, as a WSGI server gives them (PEP 3333: latin-1).
+# These convert at the edge, so that the same rules decide both interfaces.
+
+_RAW_NAMES = frozenset(RAW_REQUEST_NAMES)
+
+
+def raw_request_fields(raw: Iterable[RawHeader]) -> Tuple[Optional[str], ...]:
+    """The values of :data:`~asok_fast._shared.RAW_REQUEST_NAMES`, in that order,
+    from a request's byte-pair header list whose names are lower case (ASGI
+    requires it): each decoded as latin-1, one sent more than once joined with
+    ``", "`` as a WSGI server joins them, ``None`` when absent."""
+    found: Dict[bytes, str] = {}
+    for name, value in raw:
+        if name in _RAW_NAMES:
+            text = value.decode("latin-1")
+            found[name] = found[name] + ", " + text if name in found else text
+    get = found.get
+    origin, accept_encoding, if_none_match, if_modified_since, request_method, private_network = RAW_REQUEST_NAMES
+    return (
+        get(origin),
+        get(accept_encoding),
+        get(if_none_match),
+        get(if_modified_since),
+        get(request_method),
+        get(private_network),
+    )
+
+
+def decode_pairs(raw: Iterable[RawHeader]) -> List[Header]:
+    """A response's byte-pair header list as the core reads it: latin-1 str pairs."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+
+
+# Lower-cased byte names by the str the core wrote: a few dozen names recur on
+# every response.  Bounded: an app writing ever new names only misses.
+_LOWER_NAMES: Dict[str, bytes] = {}
+_LOWER_NAMES_MAX = 512
+
+
+def encode_pairs(headers: Iterable[Header]) -> List[RawHeader]:
+    """The core's header list as ASGI sends it: names lower-cased, both encoded as latin-1."""
+    names = _LOWER_NAMES
+    out = []
+    for name, value in headers:
+        raw = names.get(name)
+        if raw is None:
+            raw = name.lower().encode("latin-1")
+            if len(names) < _LOWER_NAMES_MAX and type(name) is str:
+                names[name] = raw
+        out.append((raw, value.encode("latin-1")))
+    return out

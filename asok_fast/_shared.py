@@ -14,6 +14,8 @@ from typing import List, Optional, Tuple
 __all__ = [
     "Header",
     "Request",
+    "RawHeader",
+    "RAW_REQUEST_NAMES",
     "STREAM_PASS",
     "STREAM_COMPRESS",
     "STREAM_EMPTY",
@@ -42,6 +44,21 @@ Header = Tuple[str, str]
 #: the header's value as the server gave it (a ``str``) or ``None`` when absent.
 #: ``method`` is the client's, ``HEAD`` included.
 Request = Tuple[Optional[str], Optional[str], Optional[str], Optional[str], Optional[str]]
+
+#: A header as ASGI (and HTTP/2 libraries) carry it: ``(name, value)`` byte strings.
+RawHeader = Tuple[bytes, bytes]
+
+#: The request headers the cores read, by their lower-case byte names, in the
+#: order of the tuple ``raw_request_fields()`` returns: the four of
+#: :data:`Request` (less the method), then the two a CORS preflight adds.
+RAW_REQUEST_NAMES = (
+    b"origin",
+    b"accept-encoding",
+    b"if-none-match",
+    b"if-modified-since",
+    b"access-control-request-method",
+    b"access-control-request-private-network",
+)
 
 # What respond_stream() tells the plumbing to do with a streamed body.
 STREAM_PASS = 0  # send the app's chunks as they are

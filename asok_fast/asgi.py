@@ -8,10 +8,11 @@ body.  Every rule lives in the core; here are only the ASGI messages
 (``more_body``, ``HEAD``, trailers, ``pathsend``/``zerocopysend``, a client
 that goes away).
 
-The request and the response headers are converted as a WSGI server would
-give them: byte strings decoded as latin-1 (PEP 3333), a request header sent
-more than once joined with ", ".  Response header names go out lower-cased,
-as the ASGI specification asks.
+The request and the response headers are converted by the core's
+``raw_request_fields``, ``decode_pairs`` and ``encode_pairs`` as a WSGI
+server would give them: byte strings decoded as latin-1 (PEP 3333), a
+request header sent more than once joined with ", ".  Response header names
+go out lower-cased, as the ASGI specification asks.
 """
 
 from __future__ import annotations
@@ -30,67 +31,23 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# The request headers the core reads, by their ASGI (lower-case byte) names.
-_ORIGIN = b"origin"
-_ACCEPT_ENCODING = b"accept-encoding"
-_IF_NONE_MATCH = b"if-none-match"
-_IF_MODIFIED_SINCE = b"if-modified-since"
-_REQUEST_METHOD = b"access-control-request-method"
-_PRIVATE_NETWORK = b"access-control-request-private-network"
-_WANTED = frozenset((_ORIGIN, _ACCEPT_ENCODING, _IF_NONE_MATCH, _IF_MODIFIED_SINCE, _REQUEST_METHOD, _PRIVATE_NETWORK))
-
-
-
 def _end() -> Message:
     """A body message that ends the response (a fresh dict: a server may keep it)."""
     return {"type": "http.response.body", "body": b"", "more_body": False}
 
 
-def _request_headers(raw: Any) -> Dict[bytes, str]:
-    """The headers the core reads, as str; one sent twice is joined with ", ".
-
-    ASGI servers give the names lower-cased (the specification requires it)."""
-    found: Dict[bytes, str] = {}
-    for name, value in raw:
-        if name in _WANTED:
-            text = value.decode("latin-1")
-            found[name] = found[name] + ", " + text if name in found else text
-    return found
-
-
-def _to_str(headers: Any) -> List[Header]:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
-
-
-# Response header names as ASGI wants them (lower-case bytes), by the str the core
-# wrote: a few dozen names recur on every response.
-_NAMES: Dict[str, bytes] = {}
-_NAMES_MAX = 512
-
-
-def _name(name: str) -> bytes:
-    raw = name.lower().encode("latin-1")
-    if len(_NAMES) < _NAMES_MAX:
-        _NAMES[name] = raw
-    return raw
-
-
-def _to_bytes(headers: List[Header]) -> List[Tuple[bytes, bytes]]:
-    names = _NAMES
-    return [(names.get(name) or _name(name), value.encode("latin-1")) for name, value in headers]
+# _Response._state: what the next body message meets.
+_HOLD = 0  # start held, no body yet
+_BUFFER = 1  # a declared length within BUFFER_MAX_SIZE: held whole
+_STREAM = 2  # sent as it comes (compressed, or untouched)
+_DONE = 3  # answered here (buffered, HEAD, 304): the app's further body and trailers are dropped
+_PASSED = 4  # the app's stream ended: what follows (trailers) passes
 
 
 class _Response:
     """One response on its way out: the app's messages in, the middleware's out."""
 
     __slots__ = ("_core", "_settings", "_request", "_head", "_send", "_start", "_headers", "_held", "_state", "_encoder")
-
-    # _state: what the next body message meets
-    HOLD = 0  # start held, no body yet
-    BUFFER = 1  # a declared length within BUFFER_MAX_SIZE: held whole
-    STREAM = 2  # sent as it comes (compressed, or untouched)
-    DONE = 3  # answered here (buffered, HEAD, 304): the app's further body and trailers are dropped
-    PASSED = 4  # the app's stream ended: what follows (trailers) passes
 
     def __init__(self, core: ModuleType, settings: Settings, request: Request, head: bool, send: Send) -> None:
         self._core = core
@@ -101,14 +58,15 @@ class _Response:
         self._start: Optional[Message] = None
         self._headers: List[Header] = []
         self._held: List[bytes] = []
-        self._state = self.HOLD
+        self._state = _HOLD
         self._encoder: Any = None
 
     def _start_message(self, status: str, headers: List[Header]) -> Message:
-        assert self._start is not None
-        message: Message = {"type": "http.response.start", "status": int(status[:3]), "headers": _to_bytes(headers)}
-        if "trailers" in self._start:
-            message["trailers"] = self._start["trailers"]
+        start = self._start
+        assert start is not None
+        message: Message = {"type": "http.response.start", "status": int(status[:3]), "headers": self._core.encode_pairs(headers)}
+        if "trailers" in start:
+            message["trailers"] = start["trailers"]
         return message
 
     def _status(self) -> str:
@@ -121,7 +79,7 @@ class _Response:
             if self._start is not None:
                 raise RuntimeError("http.response.start sent twice")
             self._start = message
-            self._headers = _to_str(message.get("headers", ()))
+            self._headers = self._core.decode_pairs(message.get("headers", ()))
             if message.get("trailers"):
                 await self._open_stream(may_compress=False)  # trailers follow the body: it passes untouched
             return
@@ -130,51 +88,60 @@ class _Response:
         if kind == "http.response.body":
             body = message.get("body", b"")
             more = bool(message.get("more_body", False))
-            if self._state == self.STREAM:
+            if self._state == _STREAM:
                 await self._stream(body, more)
-            elif self._state == self.BUFFER:
+            elif self._state == _BUFFER:
                 self._held.append(body)
                 if not more:
                     await self._respond(b"".join(self._held))
-            elif self._state == self.HOLD:
-                if not more:
-                    await self._respond(body)
+            elif self._state == _HOLD:
+                if not more:  # the common case: one message, the whole body
+                    start, end = self._answer(body)
+                    await self._send(start)
+                    await self._send(end)
                 elif self._core.buffer_length(self._headers, self._settings.buffer_max) >= 0:
-                    self._state = self.BUFFER
+                    self._state = _BUFFER
                     self._held.append(body)
                 else:
                     await self._open_stream(may_compress=True)
-                    if self._state == self.STREAM:
+                    if self._state == _STREAM:
                         await self._stream(body, more)
             return
         if kind in ("http.response.pathsend", "http.response.zerocopysend"):
-            if self._state == self.HOLD:
+            if self._state == _HOLD:
                 await self._open_stream(may_compress=False)  # the server sends the file: untouched
-            if self._state == self.STREAM:
+            if self._state == _STREAM:
                 if kind == "http.response.pathsend" or not message.get("more_body", False):
-                    self._state = self.PASSED  # the server sends the rest: the body is complete
+                    self._state = _PASSED  # the server sends the rest: the body is complete
                 await self._send(message)
             return
-        if self._state != self.DONE or kind != "http.response.trailers":
+        if self._state != _DONE or kind != "http.response.trailers":
             await self._send(message)
 
     async def _respond(self, body: bytes) -> None:
-        status, headers, body = self._core.respond(self._settings, self._request, self._status(), self._headers, body)
-        self._state = self.DONE
-        await self._send(self._start_message(status, headers))
-        await self._send({"type": "http.response.body", "body": b"" if self._head else body, "more_body": False})
+        start, end = self._answer(body)
+        await self._send(start)
+        await self._send(end)
+
+    def _answer(self, body: bytes) -> Tuple[Message, Message]:
+        """The two messages that answer with a whole body."""
+        assert self._start is not None
+        # The core reads the code of a status line.
+        status, headers, body = self._core.respond(self._settings, self._request, f"{self._start['status']} ", self._headers, body)
+        self._state = _DONE
+        return self._start_message(status, headers), {"type": "http.response.body", "body": b"" if self._head else body, "more_body": False}
 
     async def _open_stream(self, may_compress: bool) -> None:
         core = self._core
         status, headers, mode, coding = core.respond_stream(self._settings, self._request, self._status(), self._headers, may_compress)
         if mode == STREAM_EMPTY or self._head:
-            self._state = self.DONE
+            self._state = _DONE
             await self._send(self._start_message(status, headers))
             await self._send(_end())
             return
         if mode == STREAM_COMPRESS:
             self._encoder = core.open_stream(self._settings, coding)
-        self._state = self.STREAM
+        self._state = _STREAM
         await self._send(self._start_message(status, headers))
 
     async def _stream(self, body: bytes, more: bool) -> None:
@@ -185,18 +152,13 @@ class _Response:
                 self._encoder = None
                 body += encoder.finish()
         if not more:
-            self._state = self.PASSED
+            self._state = _PASSED
         await self._send({"type": "http.response.body", "body": body, "more_body": more})
-
-    @property
-    def unfinished(self) -> bool:
-        """The app started a response and returned before its body ended."""
-        return self._start is not None and self._state < self.DONE
 
     async def finish(self) -> None:
         """After the app returned: a response it left unfinished is finished
         with what it sent (a held start with no body: an empty one)."""
-        if self._state == self.STREAM:
+        if self._state == _STREAM:
             await self._stream(b"", False)
         else:
             await self._respond(b"".join(self._held))
@@ -256,21 +218,24 @@ class ASGIMiddleware(Configured):
             else:
                 await self.app(scope, receive, send)
             return
-        fields = _request_headers(scope.get("headers", ()))
-        get = fields.get
-        if method == "OPTIONS" and settings.cors and _REQUEST_METHOD in fields and _ORIGIN in fields:
-            headers = self._core.preflight(settings, get(_ORIGIN), get(_PRIVATE_NETWORK))
-            await send({"type": "http.response.start", "status": 204, "headers": _to_bytes(headers)})
+        core = self._core
+        origin, accept_encoding, if_none_match, if_modified_since, request_method, private_network = core.raw_request_fields(
+            scope.get("headers", ())
+        )
+        if method == "OPTIONS" and settings.cors and request_method is not None and origin is not None:
+            headers = core.encode_pairs(core.preflight(settings, origin, private_network))
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send(_end())
             return
-        request: Request = (method, get(_ORIGIN), get(_ACCEPT_ENCODING), get(_IF_NONE_MATCH), get(_IF_MODIFIED_SINCE))
+        request: Request = (method, origin, accept_encoding, if_none_match, if_modified_since)
         head = method == "HEAD"
         # Run the app as for GET, so that HEAD gets exactly GET's headers.
         app_scope = dict(scope, method="GET") if head else scope
-        response = _Response(self._core, settings, request, head, send)
+        response = _Response(core, settings, request, head, send)
         try:
             await self.app(app_scope, receive, response.send)
-            if response.unfinished:
-                await response.finish()
+            if response._state < _DONE and response._start is not None:
+                await response.finish()  # the app returned before its body ended
         finally:
-            response.close()
+            if response._encoder is not None:
+                response.close()

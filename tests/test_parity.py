@@ -45,6 +45,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import pytest
 
 from asok_fast import _core_py
+from asok_fast._shared import RAW_REQUEST_NAMES
 from asok_fast._config import build_settings, initial_values
 from asok_fast.middleware import ResponseMiddleware
 
@@ -2285,6 +2286,65 @@ _OUTSIDE_THE_CONTRACT: List[Tuple[str, Callable[[Any], Any]]] = [
     ("GzipStream.compress(bytearray)", lambda core: _compress_then_finish(core, bytearray(b"abc"))),
     ("GzipStream.compress(memoryview)", lambda core: _compress_then_finish(core, memoryview(b"abc"))),
 ]
+
+
+# --- byte-pair header lists (the ASGI edge) -------------------------------------------------------
+
+
+class _Bytes(bytes):
+    """A bytes subclass: the twins take the reference's own path for it."""
+
+
+_RAW_NAMES = [*RAW_REQUEST_NAMES, b"host", b"Origin", b"origin ", b"accept-encodin", b"", b"x-\xe9", _Bytes(b"origin"), bytearray(b"origin"), "origin", 7]
+_RAW_VALUES = [b"", b"https://a.example", b"gzip, br", b"\xe9\xff", b" \t x ", _Bytes(b"zstd"), bytearray(b"br"), "str", None]
+
+
+def _raw_lists() -> Iterable[Tuple[str, Tuple[Any, ...]]]:
+    rng = random.Random(17)
+    yield "empty", ([],)
+    yield "tuple", (((b"origin", b"o"),),)
+    yield "list pair", ([[b"origin", b"o"]],)
+    yield "three-tuple", ([(b"origin", b"o", b"x")],)
+    yield "not a pair", ([b"origin"],)
+    for name, value in itertools.product(_RAW_NAMES, _RAW_VALUES):
+        yield f"{name!r}={value!r}", ([(b"host", b"h"), (name, value)],)
+    for n in range(300):
+        pairs = [(rng.choice(_RAW_NAMES[:12]), rng.choice(_RAW_VALUES[:5])) for _ in range(rng.randrange(8))]
+        yield f"random {n}", (pairs,)
+
+
+def test_raw_request_fields(compiled_core: Any) -> None:
+    _check_calls(compiled_core, "raw_request_fields", _raw_lists())
+
+
+def test_decode_pairs(compiled_core: Any) -> None:
+    _check_calls(compiled_core, "decode_pairs", _raw_lists())
+
+
+_STR_NAMES = ["Content-Type", "content-type", "ETag", "Vary", "X-\xc0\xdf", "Access-Control-\u212a", "\u0130", "", "ÀB"]
+_STR_VALUES = ["", "text/html; charset=utf-8", '"d41d8cd98f00b204e9800998ecf8427e-zstd"', "\xe9\xff", "\u0100", " \t "]
+
+
+def test_encode_pairs(compiled_core: Any) -> None:
+    def calls() -> Iterable[Tuple[str, Tuple[Any, ...]]]:
+        for name, value in itertools.product(_STR_NAMES, _STR_VALUES):
+            yield f"{name!r}={value!r}", ([("Content-Length", "3"), (name, value)],)
+        yield "tuple of pairs", ((("Vary", "Origin"), ("ETag", '"x"')),)
+        yield "empty", ([],)
+
+    _check_calls(compiled_core, "encode_pairs", calls())
+
+
+def test_byte_pair_reference() -> None:
+    """The pure twins, by SPEC's ASGI section: latin-1 both ways, a request header
+    sent twice joined with ", " as a WSGI server joins it, names lower-cased on the way out."""
+    raw = [(b"host", b"h"), (b"origin", b"https://a"), (b"accept-encoding", b"gzip"), (b"accept-encoding", b"br\xe9"), (b"access-control-request-method", b"PUT")]
+    assert _core_py.raw_request_fields(raw) == ("https://a", "gzip, br\xe9", None, None, "PUT", None)
+    assert _core_py.raw_request_fields([(b"Origin", b"x")]) == (None,) * 6  # ASGI names are lower case
+    assert _core_py.decode_pairs([(b"ETag", b'"\xff"')]) == [("ETag", '"\xff"')]
+    assert _core_py.encode_pairs([("Content-Encoding", "zstd"), ("X-\xc0", "\xe9")]) == [(b"content-encoding", b"zstd"), (b"x-\xe0", b"\xe9")]
+    with pytest.raises(UnicodeEncodeError):
+        _core_py.encode_pairs([("X", "\u0100")])
 
 
 def test_helpers_outside_the_contract(compiled_core: Any) -> None:
