@@ -2,10 +2,14 @@
 """End to end on W1 under uvicorn (one worker, 127.0.0.1) driven by wrk (issue 17).
 
     python bench/wrk_asgi.py [--seconds 5] [--rounds 3] [--connections 4] [--apps LIST] [--json PATH]
+                             [--http auto|h11|httptools] [--loop auto|asyncio|uvloop]
 
 Starts one uvicorn per app (``uvicorn --factory
 asok_fast.benchmarks.asgi_stacks:env_app``, one worker: the server process
-itself serves; its defaults otherwise, as a user runs it):
+itself serves; its defaults otherwise, as a user runs it; ``--http`` and
+``--loop`` pass uvicorn's options of those names: ``auto`` takes httptools and
+uvloop when they are installed, as ``pip install 'uvicorn[standard]'`` does,
+else h11 and asyncio; the line printed says which ran):
 
 * ``starlette``            a bare Starlette app serving the workloads' routes;
 * ``starlette+asok_fast``  the same app wrapped by ``ASGIMiddleware`` (the core the
@@ -27,12 +31,13 @@ and the ``bench`` extra.  wrk_e2e.py's helpers run wrk and read /proc.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
 import statistics
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wrk_e2e
@@ -53,10 +58,20 @@ CLAIMS = {
 TARGET = 0.9  # starlette+asok_fast / starlette (issue 17)
 
 
+def resolved(http: str, loop: str) -> Tuple[str, str]:
+    """The HTTP implementation and event loop uvicorn runs for these options."""
+    if http == "auto":
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return http, loop
+
+
 class Server(wrk_e2e.Server):
     """One uvicorn process (one worker: it serves itself), stopped by its pid."""
 
     name = "uvicorn"
+    options: Tuple[str, str] = ("auto", "auto")  # --http, --loop
 
     def argv(self) -> List[str]:
         return [
@@ -67,6 +82,8 @@ class Server(wrk_e2e.Server):
             "--workers", "1",
             "--log-level", "warning",
             "--no-access-log",
+            "--http", self.options[0],
+            "--loop", self.options[1],
         ]
 
     def env(self) -> Optional[Dict[str, str]]:
@@ -84,7 +101,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--apps", default=",".join(APPS), help=f"comma-separated, from {','.join(APPS + EXTRA_APPS)}")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto", help="uvicorn's --http (default auto)")
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="uvicorn's --loop (default auto)")
     args = parser.parse_args(argv)
+    Server.options = (args.http, args.loop)
+    http, loop = resolved(args.http, args.loop)
     if shutil.which("wrk") is None:
         print("wrk not found (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
@@ -105,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     samples = wrk_e2e.interleaved(Server, apps, workload, check, args, width)
 
     medians = {app: statistics.median(s["rps"] for s in samples[app]) for app in apps}
-    print(f"W1 end to end (Accept-Encoding: {workload.accept_encoding}, allowed Origin): uvicorn 1 worker on 127.0.0.1, "
+    print(f"W1 end to end (Accept-Encoding: {workload.accept_encoding}, allowed Origin): uvicorn 1 worker ({http}, {loop}) on 127.0.0.1, "
           f"wrk -t1 -c{args.connections}, {args.rounds} x {args.seconds:g}s interleaved; asok_fast core: {IMPLEMENTATION}")
     base = medians.get("starlette")
     for app in apps:
@@ -123,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"core": IMPLEMENTATION, "workload": "W1", "connections": args.connections, "seconds": args.seconds,
-                       "samples": samples, "median_rps": medians, "target": TARGET}, f, indent=1)
+                       "http": http, "loop": loop, "samples": samples, "median_rps": medians, "target": TARGET}, f, indent=1)
     return 0
 
 
