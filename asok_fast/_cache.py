@@ -4,16 +4,17 @@ Shared by both cores (through ``_codecs.Encoders``); nothing here knows WSGI.
 
 :class:`BodyCache` keeps the compressed bytes of bodies seen before, per
 process.  An entry is located by what the response already computed for its
-ETag (the body's MD5 and length, with the coding and the engine and level
-that made it) and confirmed before it is served, by the body's SHA-256 or,
+ETag (the body's MD5, with the library, engine and level that made the
+coding's bytes) and confirmed before it is served, by the body's SHA-256 or,
 for a small body, by the body itself: MD5 collisions are cheap to make,
 SHA-256 ones are not, so two bodies with one MD5 are each served their own
 bytes.  (SHA-256 runs at about 2 GB/s here, faster than MD5, with the CPU's
 SHA extensions.)  A body is admitted on its
-second appearance: the first only leaves its locator in a bounded list of
-recent ones, so one-off bodies cost a dict insert and no cache space.
-Entries leave least recently used first; the compressed bytes held never
-exceed the size given, and the locators remembered are bounded too.
+second appearance: the first only leaves its locator's hash in a fixed table
+of recent ones, so a one-off body costs one call (:meth:`BodyCache.find`: a
+lookup, a hash, a table slot) and no cache space.  Entries leave least
+recently used first; the compressed bytes held never exceed the size given,
+and the bodies remembered are bounded too.
 
 :class:`SharedTier` wraps ``COMPRESS_CACHE_BACKEND`` (a Django or
 Flask-Caching cache, a ``redis.Redis`` client: anything with ``get(key)``
@@ -26,6 +27,7 @@ sent off without waiting.  Its trouble is logged at most once a minute.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import logging
 import os
@@ -36,9 +38,9 @@ import weakref
 from collections import OrderedDict
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Hashable, Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
-__all__ = ["BACKEND_RETRY", "BACKEND_TIMEOUT", "ENTRY_OVERHEAD", "BodyCache", "SharedTier"]
+__all__ = ["BACKEND_RETRY", "BACKEND_TIMEOUT", "ENTRY_OVERHEAD", "BodyCache", "Locator", "SharedTier"]
 
 #: The longest a response waits for the shared tier (seconds).
 BACKEND_TIMEOUT = 0.05
@@ -49,14 +51,16 @@ BACKEND_RETRY = 5.0
 _BACKEND_WORKERS = 4
 _LOG_EVERY = 60.0
 
-# Locators of bodies seen once, remembered for admission: enough for the
-# entries a cache of this size holds at a typical 1 KiB, within bounds.
+# Bodies seen once, remembered for admission: enough slots for the entries a
+# cache of this size holds at a typical 1 KiB (a power of two), within bounds.
 _SEEN_MIN = 1024
 _SEEN_MAX = 65536
 
 log = logging.getLogger("asok_fast")
 
-_UNSEEN = object()
+#: Where an entry is: what made its bytes (``_codecs.variant``) and the body's
+#: MD5 hex digest, in one str.
+Locator = str
 
 
 #: What an entry's bookkeeping takes beside its bytes, counted against the size:
@@ -78,15 +82,24 @@ def digest(body: bytes) -> bytes:
 class BodyCache:
     """Compressed bytes by body, coding, engine and level, within ``max_bytes``."""
 
-    __slots__ = ("max_bytes", "_entries", "_seen", "_seen_max", "_held", "_lock", "__weakref__")
+    __slots__ = (
+        "max_bytes", "_entries", "_seen", "_seen_mask", "_seen_max", "_held", "_lock", "__weakref__",
+    )
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        # locator -> (the body itself up to _KEEP_BODY_MAX bytes, else its SHA-256;
+        # locator (see find) -> (the body itself up to _KEEP_BODY_MAX bytes, else its SHA-256;
         # the compressed bytes; what the entry counts against max_bytes), oldest use first
-        self._entries: "OrderedDict[Hashable, Tuple[bytes, bytes, int]]" = OrderedDict()
-        self._seen: "OrderedDict[Hashable, None]" = OrderedDict()
-        self._seen_max = min(_SEEN_MAX, max(_SEEN_MIN, max_bytes // 1024))
+        self._entries: "OrderedDict[Locator, Tuple[bytes, bytes, int]]" = OrderedDict()
+        # Bodies seen once, for admission: a table of locator hashes, one slot
+        # per hash's low bits (a newer body takes an older one's slot).  Fixed
+        # size, no object kept per body: a one-off body costs a hash, a read and
+        # a write, and nothing to free later.
+        self._seen_max = _SEEN_MIN
+        while self._seen_max < _SEEN_MAX and self._seen_max * 1024 < max_bytes:
+            self._seen_max *= 2
+        self._seen_mask = self._seen_max - 1
+        self._seen = array.array("q", bytes(8 * self._seen_max))
         self._held = 0
         self._lock = threading.Lock()
         _CACHES.add(self)
@@ -102,25 +115,42 @@ class BodyCache:
 
     @property
     def remembered(self) -> int:
-        """Bodies seen once and remembered for admission."""
-        return len(self._seen)
+        """Bodies seen once and remembered for admission (slots in use)."""
+        return self._seen_max - self._seen.count(0)
 
     @property
     def remembered_max(self) -> int:
         return self._seen_max
 
-    # The lookups and the admission bookkeeping are single OrderedDict operations,
-    # each atomic under the GIL, so they take no lock: a race between threads
+    # The lookups and the admission bookkeeping are single dict or array
+    # operations, each atomic under the GIL, so they take no lock: a race between threads
     # can only admit a body one appearance early or late, or keep an entry that
     # was just evicted for one more answer (its bytes are still right).  Only
     # changing the entries, whose sizes _held sums, takes the lock.
 
-    def get(self, locator: Hashable, body: bytes) -> Optional[bytes]:
-        """The cached bytes for ``body``, or None.  A locator whose entry holds
-        another body (an MD5 collision) is a miss."""
+    def find(self, made_by: str, md5: str, body: bytes) -> Union[bytes, Locator, None]:
+        """Look ``body`` up and count its appearance, in one call: the whole of
+        the cache's work for a one-off body.
+
+        ``made_by``: what makes the coding's bytes (``Settings.variants``);
+        ``md5``: the body's MD5 hex digest.  Returns the cached bytes (a hit);
+        else None (compress, nothing to store: a first appearance, or an MD5
+        collision with the entry held); else a locator, for a body seen before:
+        compress it and hand both to :meth:`store`.
+        """
+        # The one place a locator is made (store() takes it from here).  A str,
+        # not a tuple: it hashes once.  (The length adds nothing: a hit is
+        # confirmed by the body itself or its SHA-256.)
+        locator = made_by + md5
         entry = self._entries.get(locator)
         if entry is None:
-            return None
+            seen = self._seen
+            h = hash(locator)  # the str's own, kept by it since the lookup above
+            i = h & self._seen_mask
+            if seen[i] != h:  # a first appearance (or its slot taken since by another body)
+                seen[i] = h
+                return None
+            return locator
         try:
             self._entries.move_to_end(locator)
         except KeyError:
@@ -130,19 +160,15 @@ class BodyCache:
             return data if check == body else None
         return data if digest(body) == check else None
 
-    def put(self, locator: Hashable, body: bytes, data: bytes, sha: Optional[bytes] = None) -> None:
-        """Offer what ``body`` compressed to: kept from its second appearance on."""
+    def store(self, locator: Locator, body: bytes, data: bytes, sha: Optional[bytes] = None) -> None:
+        """Keep what ``body`` compressed to, under the locator :meth:`find` gave
+        (``sha``: the body's SHA-256 where the caller has it)."""
+        h = hash(locator)
+        i = h & self._seen_mask
+        if self._seen[i] == h:
+            self._seen[i] = 0
         if locator in self._entries:
             return  # held already (for this body or one of the same MD5)
-        seen = self._seen
-        if seen.pop(locator, _UNSEEN) is _UNSEEN:
-            seen[locator] = None  # the first appearance: remembered only
-            if len(seen) > self._seen_max:
-                try:
-                    seen.popitem(last=False)
-                except KeyError:
-                    pass
-            return
         if len(body) <= _KEEP_BODY_MAX:
             check = bytes(body)  # the body itself (no copy of a bytes object)
             cost = ENTRY_OVERHEAD + len(data) + len(check)
@@ -163,7 +189,7 @@ class BodyCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._seen.clear()
+            self._seen = array.array("q", bytes(8 * self._seen_max))
             self._held = 0
 
     def _after_fork_in_child(self) -> None:

@@ -415,37 +415,41 @@ class Encoders:
         ``shareable``: false for ``no-store``/``private`` responses, which are
         never written to the shared tier."""
         cache = settings.cache
-        tier = settings.shared_tier if len(data) >= SHARED_MIN_SIZE else None
-        if cache is None and tier is None:
+        if settings.shared_tier is not None and len(data) >= SHARED_MIN_SIZE:
+            out = self._shared(settings, coding, data, md5, shareable, cache)
+        elif cache is None:
             out = self.encode(settings, coding, data)
         else:
-            out = self._cached(settings, coding, data, md5, shareable, cache, tier)
+            # Parity: the compiled core's _compress_body does these steps in C.
+            found = cache.find(settings.variants[coding], md5 or hashlib.md5(data).hexdigest(), data)
+            if type(found) is bytes:
+                out = found
+            else:
+                out = self.encode(settings, coding, data)
+                if found is not None:  # seen before: kept from now on
+                    cache.store(found, data, out)
         return _pad(coding, out) if settings.padding else out
 
-    def _cached(
-        self, settings: Any, coding: str, data: bytes, md5: Optional[str], shareable: bool, cache: Any, tier: Any
+    def _shared(
+        self, settings: Any, coding: str, data: bytes, md5: Optional[str], shareable: bool, cache: Any
     ) -> bytes:
+        """compress() for a body the shared tier is consulted for."""
         made_by = settings.variants[coding]
-        locator = (coding, made_by, md5 or hashlib.md5(data).hexdigest(), len(data))
+        found = None
         if cache is not None:
-            out = cache.get(locator, data)
-            if out is not None:
-                return out  # type: ignore[no-any-return]
-        sha = None
-        if tier is not None:
-            sha = digest(data)
-            key = f"asok_fast:{coding}:{made_by}:{sha.hex()}"
-            out = tier.get(key)
-            if out is not None:
-                if cache is not None:
-                    cache.put(locator, data, out, sha)
-                return out  # type: ignore[no-any-return]
-        out = self.encode(settings, coding, data)
-        if tier is not None and shareable:
-            tier.set(key, out)
-        if cache is not None:
-            cache.put(locator, data, out, sha)
-        return out
+            found = cache.find(made_by, md5 or hashlib.md5(data).hexdigest(), data)
+            if type(found) is bytes:
+                return found  # type: ignore[no-any-return]
+        sha = digest(data)
+        key = f"asok_fast:{coding}:{made_by}:{sha.hex()}"
+        out = settings.shared_tier.get(key)
+        if out is None:
+            out = self.encode(settings, coding, data)
+            if shareable:
+                settings.shared_tier.set(key, out)
+        if found is not None:
+            cache.store(found, data, out, sha)
+        return out  # type: ignore[no-any-return]
 
     def open_stream(self, settings: Any, coding: str) -> Any:
         """The per-response compressor of a stream in ``coding``."""

@@ -74,7 +74,7 @@ from asok_fast._zlib cimport (
 import os
 import zlib as _pyzlib
 
-from asok_fast._codecs import Encoders
+from asok_fast._codecs import SHARED_MIN_SIZE, Encoders
 from asok_fast._config import CORS_ANY as _CORS_ANY, CORS_LIST as _CORS_LIST, CORS_OFF as _CORS_OFF
 from asok_fast._httpdate import parse_http_date
 from asok_fast._shared import (

@@ -2,8 +2,9 @@
 "Compression: zstd, br, gzip").
 
 Every test runs on both cores.  Compressions are counted by wrapping
-``_codecs.Encoders.encode``, the one place both cores make compressed bytes
-when a cache is on.
+``_codecs.Encoders.encode``, where both cores make compressed bytes, and
+through the compiled core's hook for the gzip it makes itself, in C (zlib
+engine, no padding).
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import hashlib
 import os
 import threading
 import zlib
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 from isal import isal_zlib
 
-from asok_fast import _codecs
+from asok_fast import _codecs, _core
 from asok_fast._cache import ENTRY_OVERHEAD, BodyCache
 from wsgi_helpers import HTML, Server, call, consume, decode, environ, gzip_reference, make_app, wsgi_app, zstd_reference
+
+_CORE_C, _ = _core.find_compiled()
 
 ON = {"GZIP": True}
 OFF = {"GZIP": True, "COMPRESS_CACHE_SIZE": 0}
@@ -33,8 +36,8 @@ def page(n: int, size: int = 20_000) -> bytes:
 
 
 @pytest.fixture
-def encodes(monkeypatch: Any) -> List[str]:
-    """The codings of every compression made (buffered bodies)."""
+def encodes(monkeypatch: Any) -> Iterator[List[str]]:
+    """The codings of every compression made (buffered bodies), in order."""
     made: List[str] = []
     real = _codecs.Encoders.encode
 
@@ -43,7 +46,14 @@ def encodes(monkeypatch: Any) -> List[str]:
         return real(self, settings, coding, data)
 
     monkeypatch.setattr(_codecs.Encoders, "encode", counting)
-    return made
+    if _CORE_C is None:
+        yield made
+        return
+    previous = _CORE_C._set_compressed_hook(made.append)
+    try:
+        yield made
+    finally:
+        _CORE_C._set_compressed_hook(previous)
 
 
 def cache_of(mw: Any) -> BodyCache:
@@ -365,13 +375,83 @@ def test_isal_missing_names_the_key_and_the_extra(make_mw: Any, monkeypatch: Any
         make_mw(make_app(b"x"), {"GZIP": True, "GZIP_ENGINE": "isal"})
 
 
-def test_cache_off_keeps_the_compiled_gzip_path(make_mw: Any, encodes: List[str]) -> None:
-    """With the cache and padding off, gzip through zlib never leaves the compiled core."""
+@pytest.mark.parametrize("config", [OFF, ON], ids=["cache-off", "cache-on"])
+def test_gzip_through_zlib_stays_in_the_compiled_core(make_mw: Any, monkeypatch: Any, config: Dict[str, Any]) -> None:
+    """Without padding, gzip through zlib never leaves the compiled core, cache on or off
+    (the cache's find and store are all it calls); misses, admission and hits as for any coding."""
     body = page(9)
-    mw = make_mw(make_app(body), OFF)
-    assert call(mw, headers={"Accept-Encoding": "gzip"}).body == gzip_reference(body)
+    through_encode: List[str] = []
+    real = _codecs.Encoders.encode
+    monkeypatch.setattr(
+        _codecs.Encoders, "encode", lambda self, settings, coding, data: through_encode.append(coding) or real(self, settings, coding, data)
+    )
+    mw = make_mw(make_app(body), config)
+    for _ in range(3):
+        assert call(mw, headers={"Accept-Encoding": "gzip"}).body == gzip_reference(body)
     compiled = mw.implementation == "compiled"
-    assert len(encodes) == (0 if compiled else 1)
+    made = 0 if compiled else (3 if config is OFF else 2)
+    assert len(through_encode) == made
+    if config is ON:
+        assert len(cache_of(mw)) == 1
+
+
+def test_find_and_store_exact_behaviour() -> None:
+    """BodyCache.find: None for a first appearance (nothing kept), a locator for the
+    second (store() then keeps the bytes given), the bytes on later lookups; another
+    variant or another body is another locator; a body of the same MD5 but other bytes
+    is never served the entry's bytes."""
+    cache = BodyCache(1 << 20)
+    body, data = page(11, 2000), b"compressed"
+    md5 = hashlib.md5(body).hexdigest()
+    assert cache.find("zlib-x:6", md5, body) is None
+    assert (len(cache), cache.held_bytes, cache.remembered) == (0, 0, 1)
+    locator = cache.find("zlib-x:6", md5, body)
+    assert isinstance(locator, str)
+    assert len(cache) == 0  # find never stores
+    cache.store(locator, body, data)
+    assert (len(cache), cache.held_bytes, cache.remembered) == (1, ENTRY_OVERHEAD + len(data) + len(body), 0)
+    assert cache.find("zlib-x:6", md5, body) == data
+    assert cache.find("zlib-x:6", md5, body) == data
+    # Another variant of the same body: its own admission.
+    assert cache.find("zlib-x:9", md5, body) is None
+    assert isinstance(cache.find("zlib-x:9", md5, body), str)
+    # A body claiming the same MD5: a miss, and nothing to store (the entry stays).
+    other = page(12, 2000)
+    assert cache.find("zlib-x:6", md5, other) is None
+    assert cache.find("zlib-x:6", md5, other) is None
+    assert cache.find("zlib-x:6", md5, body) == data
+    # A large body is confirmed by its SHA-256.
+    big = page(13, 10_000)
+    big_md5 = hashlib.md5(big).hexdigest()
+    assert cache.find("zlib-x:6", big_md5, big) is None
+    cache.store(cache.find("zlib-x:6", big_md5, big), big, b"big")
+    assert cache.find("zlib-x:6", big_md5, big) == b"big"
+    assert cache.find("zlib-x:6", big_md5, big[:-1] + b"!") is None
+    cache.clear()
+    assert (len(cache), cache.held_bytes, cache.remembered) == (0, 0, 0)
+    assert cache.find("zlib-x:6", md5, body) is None
+
+
+@pytest.mark.parametrize("accept", ["gzip", "zstd"])
+def test_one_off_bodies_leave_no_entry_and_stored_bytes_are_the_librarys(make_mw: Any, encodes: List[str], accept: str) -> None:
+    current: List[bytes] = [b""]
+    mw = make_mw(wsgi_app(lambda: [current[0]]), ON)
+    cache = cache_of(mw)
+    for n in range(50):
+        current[0] = page(100 + n, 3000)
+        r = call(mw, headers={"Accept-Encoding": accept})
+        assert decode(accept, r.body) == current[0]
+    assert (len(encodes), len(cache), cache.held_bytes) == (50, 0, 0)
+    assert 0 < cache.remembered <= 50  # one slot each, unless two bodies' hashes share one
+    current[0] = page(149, 3000)  # its second appearance: stored
+    second = call(mw, headers={"Accept-Encoding": accept})
+    reference = gzip_reference(current[0]) if accept == "gzip" else zstd_reference(current[0], 3)
+    assert second.body == reference
+    assert len(cache) == 1 and cache.held_bytes == ENTRY_OVERHEAD + len(reference) + len(current[0])
+    (entry,) = cache._entries.values()
+    assert entry[1] == reference
+    assert call(mw, headers={"Accept-Encoding": accept}).body == reference
+    assert len(encodes) == 51
 
 
 def test_streams_are_never_cached(make_mw: Any, encodes: List[str]) -> None:

@@ -223,7 +223,8 @@ def own_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def made(monkeypatch: pytest.MonkeyPatch) -> List[str]:
     """The codings of every compression of a whole body, in order (both cores call
-    ``Encoders.encode`` for it, the compiled one included, when a cache is configured)."""
+    ``Encoders.encode`` for it, the compiled one included, when the shared tier is
+    consulted: every body here is at least ``SHARED_MIN_SIZE``)."""
     calls: List[str] = []
     encode = _codecs.Encoders.encode
 

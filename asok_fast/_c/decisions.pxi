@@ -35,7 +35,11 @@ cdef class _Fast:
     cdef object gzip_types
     cdef int codings[_MAX_CODINGS]
     cdef int ncodings
-    cdef bint plain_gzip  # gzip through this core's zlib, unpadded, uncached: the C path
+    cdef bint padding
+    cdef bint zlib_gzip  # gzip through this core's zlib, compressed in C
+    cdef object cache_find  # the in-process BodyCache's find method, or None (cache off)
+    cdef object shared_tier
+    cdef tuple variants  # what makes each coding's bytes (Settings.variants), by id - 1
     cdef bint etag
 
     def __cinit__(self, settings):
@@ -51,10 +55,11 @@ cdef class _Fast:
         self.gzip_level = settings.gzip_level
         self.gzip_types = settings.gzip_types
         self.ncodings = _codings_ids(settings.codings, self.codings)
-        self.plain_gzip = (
-            not settings.padding and settings.gzip_engine == "zlib" and settings.cache is None
-            and settings.shared_tier is None
-        )
+        self.padding = settings.padding
+        self.zlib_gzip = settings.gzip_engine == "zlib"
+        self.cache_find = None if settings.cache is None else settings.cache.find
+        self.shared_tier = settings.shared_tier
+        self.variants = tuple([settings.variants.get(name) for name in _CODING_NAMES])
         self.etag = settings.etag
 
 
@@ -316,6 +321,54 @@ cdef Py_ssize_t _digest_tag(object body, char* tag, int coding) except -1:
     return 33 + PyBytes_GET_SIZE(suffix)
 
 
+cdef object _compress_body(_Fast fast, object settings, int coding, object body, const char* md5,
+                           list cache_control):
+    """``body`` in ``coding``, as _ENCODERS.compress gives it; ``md5``: its 32
+    hex digits where the ETag computed them, else NULL.
+
+    Without padding and without the shared tier for this body, the steps of
+    Encoders.compress are done here (parity: _codecs.Encoders.compress, which
+    stays the one place for the other cases): one call to the cache that looks
+    the body up and counts its appearance, the compression on a miss (gzip
+    through zlib in C, without leaving this core), a store where the cache
+    asked for one.  A one-off body costs the cache one call.
+    """
+    cdef char digest[32]
+    cdef Py_buffer view
+    cdef const unsigned char* ptr
+    cdef size_t length
+    cdef object find = fast.cache_find
+    cdef object found = None
+    if fast.padding or (fast.shared_tier is not None and len(body) >= SHARED_MIN_SIZE):
+        shareable = not (_cache_control_has(cache_control, "no-store", 8)
+                         or _cache_control_has(cache_control, "private", 7))
+        return _ENCODERS.compress(settings, _CODING_NAMES[coding - 1], body,
+                                  PyUnicode_DecodeASCII(md5, 32, NULL) if md5 != NULL else None, shareable)
+    if find is not None:
+        if md5 == NULL:
+            if _get_buffer(body, &view, &ptr, &length):
+                try:
+                    _md5_hex(ptr, length, digest)
+                finally:
+                    PyBuffer_Release(&view)
+            else:
+                _md5_hex(ptr, length, digest)
+            md5 = digest
+        found = find(fast.variants[coding - 1], PyUnicode_DecodeASCII(md5, 32, NULL), body)
+        if type(found) is bytes:
+            return found
+    if coding == _GZIP and fast.zlib_gzip and type(body) is bytes:
+        out = _gzip_compress_ptr(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body),
+                                 fast.gzip_level)
+        if _COMPRESSED_HOOK is not None:
+            _COMPRESSED_HOOK("gzip")
+    else:
+        out = _ENCODERS.encode(settings, _CODING_NAMES[coding - 1], body)
+    if found is not None:  # seen before: kept from now on
+        settings.cache.store(found, body, out)
+    return out
+
+
 # The entry points ---------------------------------------------------------------------
 
 
@@ -366,14 +419,7 @@ def respond(settings, request, status, headers, body):
 
     out = _with_etag(app.kept, app.etag_raw, app_etag)
     if coding:
-        if coding == _GZIP and fast.plain_gzip and type(body) is bytes:
-            body = _gzip_compress_ptr(<const unsigned char*>PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body),
-                                      fast.gzip_level)
-        else:
-            shareable = not (_cache_control_has(app.cache_control, "no-store", 8)
-                             or _cache_control_has(app.cache_control, "private", 7))
-            body = _ENCODERS.compress(settings, _CODING_NAMES[coding - 1], body,
-                                      PyUnicode_DecodeASCII(tag + 1, 32, NULL) if hashed else None, shareable)
+        body = _compress_body(fast, settings, coding, body, tag + 1 if hashed else NULL, app.cache_control)
         out.append(_CONTENT_ENCODING[coding - 1])
     out.append(("Content-Length", str(len(body))))
     if our_etag is not None:
