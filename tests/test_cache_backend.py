@@ -318,8 +318,13 @@ for path in ("/", "/other"):
         answers[path + " " + accept_encoding] = {
             "status": r.status, "headers": r.headers, "body": r.body.hex(), "made": made[before:],
         }
+# The tier's writes go out on daemon threads, which exit with the process
+# unjoined: wait until Redis holds both bodies' entries before exiting.
+import time
+deadline = time.monotonic() + 10
+while len(client.keys("asok_fast:*")) < 2 * len(json.loads(sys.argv[6])) and time.monotonic() < deadline:
+    time.sleep(0.01)
 out_path.write_text(json.dumps(answers))
-# Exiting waits for the tier's writes (ThreadPoolExecutor joins its threads at exit).
 """
 
 
