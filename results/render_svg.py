@@ -1,6 +1,6 @@
 """Draw docs/bench.svg again from a saved ``asok-fast bench --json`` file.
 
-    python results/render_svg.py results/2026-12-04-6c28f2c.json docs/bench.svg
+    python results/render_svg.py results/2026-12-04-99b907e.json docs/bench.svg
 
 The chart is the one ``asok-fast bench --svg`` draws (the runner's own ``render_svg``),
 fed from the saved run instead of a new one, so the committed chart always matches a
